@@ -1,0 +1,51 @@
+"""`live3dpe` command line: one entry point, one module per subcommand.
+
+Each subcommand module defines `add_arguments(parser)` and `main(args) -> int`; modules are
+imported only when their subcommand runs, so `live3dpe --help` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from pipeline.errors import UserError
+
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("pipeline.commands.run", "edit a video file or camera into a file"),
+    "bench": ("benchmarks.fps", "measure pipeline fps and per-stage latency on a clip"),
+    "face": ("stages.face.command", "inspect face tracking: pose, EG3D camera, crop per frame"),
+    "edit": ("threedpe.commands.edit", "3DPE edit of one still image, rendered from several views"),
+    "conformance": ("threedpe.commands.conformance", "check the network against a conformance bundle"),
+    "serve": ("webrtc.command", "start the WebRTC server and browser page"),
+    "cam": ("webrtc.virtualcam_command", "edit the webcam into a virtual camera (Zoom, Meet, OBS)"),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="live3dpe", description="Live 3D-aware portrait editing.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == only:
+            importlib.import_module(module_name).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if a in SUBCOMMANDS), None)
+    args = build_parser(only=command).parse_args(argv)
+    module = importlib.import_module(SUBCOMMANDS[args.command][0])
+    try:
+        return int(module.main(args) or 0)
+    except UserError as exc:
+        print(f"live3dpe {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"live3dpe {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -20,9 +20,9 @@ class FaceObservation:
     landmarks: np.ndarray          # (478, 3) float32; x, y in pixels of the frame, z in pixels (MediaPipe scale)
     box: tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels (landmark bounds)
     confidence: float              # detector / presence confidence in [0, 1]
-    yaw: float                     # degrees, + = head turned towards the image's right (subject's left)
-    pitch: float                   # degrees, + = head tilted up
-    roll: float                    # degrees, + = head tilted clockwise in the image
+    yaw: float                     # degrees, camera convention of threedpe.camera: + = nose towards image left
+    pitch: float                   # degrees, + = head tilted up (chin up)
+    roll: float                    # degrees, + = image content turned clockwise
     camera: np.ndarray             # (25,) float32 EG3D camera label (cam2world 4x4 + normalised intrinsics)
     crop_matrix: np.ndarray        # (2, 3) float64 frame -> 512² crop
     crop_inverse: np.ndarray       # (2, 3) float64 512² crop -> frame

@@ -1,0 +1,76 @@
+"""Configuration: one typed object per concern, passed down; `EditControls` is the part changed while running."""
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+COMPOSITE_MODES = ("paste", "crop", "side-by-side", "grid")
+FACE_LOST_POLICIES = ("fade", "blur")
+
+
+@dataclass(frozen=True)
+class EditSettings:
+    """What the user chose: style, virtual camera, composite mode. Immutable; replaced as a whole."""
+
+    style: str = "none"             # preset name, free text, "image:<path>" or "none"
+    yaw: float = 0.0                # virtual-camera offsets, degrees (see threedpe.camera)
+    pitch: float = 0.0
+    roll: float = 0.0
+    zoom: float = 1.0
+    look_at_lens: bool = False      # absolute frontal camera instead of the tracked one
+    mode: str = "paste"             # one of COMPOSITE_MODES
+    enabled: bool = True            # False: frames pass through untouched
+    on_face_lost: str = "fade"      # one of FACE_LOST_POLICIES
+    hold_seconds: float = 0.5       # keep the last output this long after the face is lost
+    fade_seconds: float = 0.5       # then fade to the original frame over this long
+    grid_yaws: tuple[float, ...] = (-25.0, 0.0, 25.0)
+
+    def validated(self) -> "EditSettings":
+        if self.mode not in COMPOSITE_MODES:
+            raise ValueError(f"mode must be one of {', '.join(COMPOSITE_MODES)}, not {self.mode!r}")
+        if self.on_face_lost not in FACE_LOST_POLICIES:
+            raise ValueError(f"on_face_lost must be one of {', '.join(FACE_LOST_POLICIES)}")
+        if not 0.25 <= self.zoom <= 4.0:
+            raise ValueError("zoom must be within 0.25..4")
+        return self
+
+
+class EditControls:
+    """Thread-safe holder of the current `EditSettings`; stages read `current`, the UI calls `update`."""
+
+    def __init__(self, settings: EditSettings | None = None):
+        self._lock = threading.Lock()
+        self._settings = (settings or EditSettings()).validated()
+        self.version = 0
+
+    @property
+    def current(self) -> EditSettings:
+        return self._settings
+
+    def update(self, **changes: Any) -> EditSettings:
+        known = {f.name for f in fields(EditSettings)}
+        unknown = set(changes) - known
+        if unknown:
+            raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        with self._lock:
+            self._settings = replace(self._settings, **changes).validated()
+            self.version += 1
+            return self._settings
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self._settings)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Which engine edits the head, and with what weights/device."""
+
+    name: str = "classic"           # "classic" (no weights) or "3dpe"
+    weights: str | None = None      # path to 3dpe.pt (3dpe engine)
+    random_weights: bool = False    # benchmarks/tests only; output is labelled
+    device: str = "auto"            # "auto", "cpu", "cuda", "cuda:1"
+    precision: str = "fp32"         # "fp32", "fp16", "bf16" (CUDA autocast)
+    triplane_ema: float = 0.6       # 3dpe: weight of the previous triplane (0 = off)
+    trust_pickle: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -47,10 +47,11 @@ class FaceResult:
 
 @dataclass
 class RenderResult:
-    """An edited head image in 512² crop coordinates (filled by the render stage)."""
+    """An edited image (filled by the render stage), in crop or frame coordinates (`space`)."""
 
-    image: np.ndarray               # (512, 512, 3) uint8 RGB
-    mask: np.ndarray                # (512, 512) float32 in [0, 1]: where the head is
+    image: np.ndarray               # (512, 512, 3) uint8 RGB for space "crop"; (H, W, 3) for space "frame"
+    mask: np.ndarray                # float32 in [0, 1], same height/width as `image`: where the edit applies
+    space: str = "crop"             # "crop": 512² aligned-crop coordinates; "frame": the source frame's
     depth: np.ndarray | None = None
     camera: np.ndarray | None = None  # (25,) camera it was rendered from
     label: str = ""                 # e.g. "random weights — not an edit"; drawn by the compositor when set

@@ -1,0 +1,41 @@
+"""The engine interface every editing engine implements; stages hold an engine and do not care which.
+
+    style = engine.prepare(prompt)            # once per style (cached by the engine)
+    scene = engine.encode(face, frame, style) # per frame (or less often: the render stage re-uses scenes)
+    out   = engine.render(scene, camera)      # per frame, at the (virtual) camera: a RenderResult
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from pipeline.packets import FaceObservation, RenderResult
+
+
+@dataclass(frozen=True)
+class Style:
+    """A prepared style: what `prepare` made of a prompt, ready to apply every frame."""
+
+    key: str                        # cache key, e.g. "preset:bronze statue", "image:<sha1>", "none"
+    kind: str                       # "none", "preset", "image", "text"
+    label: str                      # human-readable, shown in the UI / stats
+    data: Any = field(default=None, compare=False)  # engine-specific (parameters, prompt embedding, ...)
+
+
+class Engine(Protocol):
+    name: str
+    device: str                     # "cpu", "cuda:0", ...
+
+    def prepare(self, prompt: str | np.ndarray | None) -> Style:
+        """Turn a prompt (preset name, text, image path or RGB array, None/"none") into a Style.
+
+        Raises ValueError with a message listing what is accepted when the prompt is unknown.
+        """
+
+    def encode(self, face: FaceObservation, frame: np.ndarray, style: Style) -> Any:
+        """Build the scene for one frame (a triplane, a depth proxy, ...)."""
+
+    def render(self, scene: Any, camera: np.ndarray) -> RenderResult:
+        """Draw the scene from `camera` (a 25-number EG3D label)."""

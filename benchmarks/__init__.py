@@ -1,0 +1,1 @@
+"""Benchmarks: pipeline fps / latency measurements (`live3dpe bench`)."""

@@ -1,0 +1,108 @@
+"""WebRTC benchmark: fps delivered to one aiortc peer and the server's internal latency (frame received
+from the peer → edited frame handed to the encoder), p50/p95, with the latency over time plotted.
+
+    python -m benchmarks.webrtc --clip ../shared/clips/d10.mp4 --seconds 30 --style "bronze statue"
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.config import EngineConfig
+from pipeline.errors import UserError
+from webrtc.client import ClipCameraTrack, connect, decode_clip
+from webrtc.pipeline_factory import edit_pipeline_factory, preset_names
+from webrtc.server import PEERS, ServerConfig, running_server
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--clip", default=str(Path(__file__).resolve().parents[2] / "shared/clips/d10.mp4"))
+    parser.add_argument("--seconds", type=float, default=30.0, help="measured time after the warm-up")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds ignored at the start (model loading)")
+    parser.add_argument("--style", default="bronze statue")
+    parser.add_argument("--engine", default="classic")
+    parser.add_argument("--out", default="benchmark-webrtc", help="writes OUT.json and OUT.png")
+
+
+async def measure(clip: str, seconds: float, warmup: float, style: str, engine: str) -> dict:
+    frames, fps = decode_clip(clip, limit=300)
+    config = ServerConfig(make_pipeline=edit_pipeline_factory(EngineConfig(name=engine)), presets=preset_names())
+    async with running_server(config) as (app, url):
+        client = await connect(url, ClipCameraTrack(frames, fps=fps))
+        session = next(iter(app[PEERS].sessions))
+        while client.channel.readyState != "open":
+            await asyncio.sleep(0.05)
+        client.send(style=style)
+        await asyncio.sleep(warmup)
+        series: list[tuple[float, float]] = []          # (seconds, internal latency ms)
+        start, received0, sent0 = time.perf_counter(), len(client.frames), session.output.sent
+        seen = session.output.sent
+        with tqdm(total=int(seconds), desc="webrtc benchmark", unit="s") as progress:
+            for _ in range(int(seconds)):
+                await asyncio.sleep(1.0)
+                new = session.output.sent - seen
+                seen = session.output.sent
+                now = time.perf_counter() - start
+                series += [(now, ms) for ms in list(session.output.latencies_ms)[-new:]] if new else []
+                progress.update(1)
+        elapsed = time.perf_counter() - start
+        received, camera_fps = len(client.frames) - received0, session.stats({})
+        graph = session.graph.metrics.snapshot()
+        await client.close()
+    latencies = np.array([ms for _, ms in series]) if series else np.array([np.nan])
+    half = len(series) // 2
+    return {
+        "clip": clip, "engine": engine, "style": style, "seconds": elapsed, "input_fps": fps,
+        "fps_delivered": received / elapsed, "fps_sent": (seen - sent0) / elapsed,
+        "latency_ms": {"p50": float(np.nanpercentile(latencies, 50)), "p95": float(np.nanpercentile(latencies, 95))},
+        "latency_p50_first_half_ms": float(np.median([ms for _, ms in series[:half]] or [np.nan])),
+        "latency_p50_second_half_ms": float(np.median([ms for _, ms in series[half:]] or [np.nan])),
+        "input_skipped": camera_fps["skipped_input"], "graph_drops": graph["drops"],
+        "stages_p50_ms": {k: round(v["p50_ms"], 1) for k, v in graph["stages"].items()},
+        "series": series,
+    }
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t, ms = zip(*result["series"]) if result["series"] else ((), ())
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.plot(t, ms, ".", markersize=3)
+    ax.set_xlabel("seconds"), ax.set_ylabel("internal latency, ms")
+    ax.set_title(f"WebRTC, {result['engine']} engine: {result['fps_delivered']:.1f} fps delivered, "
+                 f"p50 {result['latency_ms']['p50']:.0f} ms, p95 {result['latency_ms']['p95']:.0f} ms")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(args: argparse.Namespace) -> int:
+    if not Path(args.clip).is_file():
+        raise UserError(f"clip not found: {args.clip} (pass --clip)")
+    if args.seconds < 1:
+        raise UserError("--seconds must be at least 1")
+    result = asyncio.run(measure(args.clip, args.seconds, args.warmup, args.style, args.engine))
+    out = Path(args.out)
+    out.with_suffix(".json").write_text(json.dumps({k: v for k, v in result.items() if k != "series"}, indent=2))
+    plot(result, out.with_suffix(".png"))
+    print(f"fps delivered {result['fps_delivered']:.1f} (input {result['input_fps']:.0f}); internal latency "
+          f"p50 {result['latency_ms']['p50']:.0f} ms, p95 {result['latency_ms']['p95']:.0f} ms; "
+          f"p50 first half {result['latency_p50_first_half_ms']:.0f} ms, second half "
+          f"{result['latency_p50_second_half_ms']:.0f} ms; wrote {out}.json, {out}.png")
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    sys.exit(main(parser.parse_args()))

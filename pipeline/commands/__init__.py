@@ -1,0 +1,1 @@
+"""One module per `live3dpe` subcommand (see pipeline/cli.py)."""

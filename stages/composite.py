@@ -1,0 +1,205 @@
+"""The compositor stage: turns the engine's render into the emitted frame (paste, crop, side-by-side, grid)
+and applies the face-lost policy (hold the last edit, then fade to the original; or blur)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from pipeline.config import EditControls, EditSettings
+from pipeline.packets import FaceObservation, FramePacket, RenderResult
+from pipeline.stage import Stage
+
+CROP = 512
+FEATHER_SIGMA = 10.0                # px at crop scale: width of the soft seam around a pasted crop render
+BORDER_FADE = 24                    # px at crop scale: a crop render never reaches the crop's own edge
+
+
+def _border_ramp(size: int = CROP, width: int = BORDER_FADE) -> np.ndarray:
+    ramp = np.clip(np.minimum(np.arange(size), np.arange(size)[::-1]) / width, 0.0, 1.0).astype(np.float32)
+    return np.minimum.outer(ramp, ramp)
+
+
+_BORDER = _border_ramp()
+
+
+def feather_crop_mask(mask: np.ndarray) -> np.ndarray:
+    """Soften a 512² render mask so that the seam in the frame is gradual and never at the crop's edge."""
+    m = cv2.resize(mask.astype(np.float32), (CROP, CROP)) if mask.shape[:2] != (CROP, CROP) else mask.astype(np.float32)
+    m = cv2.erode(m, np.ones((9, 9), np.uint8))             # keep the blur's outer half inside the rendered area
+    m = cv2.GaussianBlur(m, (0, 0), FEATHER_SIGMA)
+    return np.clip(m, 0.0, 1.0) * _BORDER
+
+
+def _roi(points: np.ndarray, width: int, height: int) -> tuple[int, int, int, int] | None:
+    x0, y0 = np.floor(points.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(points.max(axis=0)).astype(int) + 1
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+
+
+def _blend(base: np.ndarray, top: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    m = mask[..., None]
+    return np.clip(base.astype(np.float32) * (1.0 - m) + top.astype(np.float32) * m + 0.5, 0, 255).astype(np.uint8)
+
+
+def match_seam_colour(top: np.ndarray, base: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Shift `top` towards `base`'s colour where the mask is partial, fading the correction into the interior.
+
+    The mean difference is measured on the seam band only, so a style's colour inside the head is kept
+    while the transition into the untouched frame shows no colour step.
+    """
+    band = mask * (1.0 - mask)
+    weight = float(band.sum())
+    if weight < 1.0:
+        return top
+    diff = (base.astype(np.float32) - top.astype(np.float32)) * band[..., None]
+    delta = diff.reshape(-1, 3).sum(axis=0) / weight
+    return top.astype(np.float32) + delta * (1.0 - mask)[..., None]
+
+
+def paste(frame: np.ndarray, render: RenderResult, face: FaceObservation, alpha: float = 1.0) -> np.ndarray:
+    """The edited head put back into the full frame (`alpha` scales the edit, for fading)."""
+    out = frame.copy()
+    h, w = frame.shape[:2]
+    if render.space == "frame":
+        if render.image.shape[:2] != (h, w):
+            return out
+        ys, xs = np.nonzero(render.mask > 1e-3)
+        if len(xs) == 0:
+            return out
+        x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+        m = render.mask[y0:y1, x0:x1].astype(np.float32) * alpha
+        out[y0:y1, x0:x1] = _blend(frame[y0:y1, x0:x1], render.image[y0:y1, x0:x1], m)
+        return out
+    corners = np.array([[0, 0, 1], [CROP, 0, 1], [0, CROP, 1], [CROP, CROP, 1]], np.float64) @ face.crop_inverse.T
+    roi = _roi(corners, w, h)
+    if roi is None:
+        return out
+    x0, y0, x1, y1 = roi
+    inverse = face.crop_inverse.copy()
+    inverse[:, 2] -= (x0, y0)                                  # warp straight into the ROI, not the whole frame
+    size = (x1 - x0, y1 - y0)
+    top = cv2.warpAffine(render.image, inverse, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    m = cv2.warpAffine(feather_crop_mask(render.mask), inverse, size, flags=cv2.INTER_LINEAR, borderValue=0)
+    base = frame[y0:y1, x0:x1]
+    out[y0:y1, x0:x1] = _blend(base, match_seam_colour(top, base, m), m * alpha)
+    return out
+
+
+def to_crop(image: np.ndarray, space: str, face: FaceObservation | None) -> np.ndarray:
+    """A render (or frame) as a 512² aligned crop: crop-space images as they are, frames warped by the crop matrix."""
+    if space == "crop":
+        return image if image.shape[:2] == (CROP, CROP) else cv2.resize(image, (CROP, CROP))
+    if face is None:
+        return centre_square(image)
+    return cv2.warpAffine(image, face.crop_matrix, (CROP, CROP), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def centre_square(frame: np.ndarray, size: int = CROP) -> np.ndarray:
+    h, w = frame.shape[:2]
+    s = min(h, w)
+    y, x = (h - s) // 2, (w - s) // 2
+    return cv2.resize(frame[y:y + s, x:x + s], (size, size), interpolation=cv2.INTER_AREA)
+
+
+def _mix(original: np.ndarray, edited: np.ndarray, alpha: float) -> np.ndarray:
+    if alpha >= 1.0:
+        return edited
+    return np.clip(original.astype(np.float32) + alpha * (edited.astype(np.float32) - original) + 0.5, 0, 255).astype(np.uint8)
+
+
+def compose(frame: np.ndarray, render: RenderResult, face: FaceObservation, settings: EditSettings,
+            alpha: float = 1.0) -> np.ndarray:
+    """The output frame for `settings.mode` (`alpha` < 1 fades the edit towards the original)."""
+    if settings.mode == "paste":
+        return paste(frame, render, face, alpha)
+    if settings.mode == "side-by-side":
+        return np.hstack([frame, paste(frame, render, face, alpha)])
+    original = to_crop(frame, "frame", face)
+    if settings.mode == "crop":
+        return _mix(original, to_crop(render.image, render.space, face), alpha)
+    views = render.views or [render.image]
+    return np.hstack([_mix(original, to_crop(v, render.space, face), alpha) for v in views])
+
+
+def unedited(frame: np.ndarray, settings: EditSettings, face: FaceObservation | None) -> np.ndarray:
+    """The original frame in the shape the current mode emits (so the output size never jumps)."""
+    if settings.mode == "paste":
+        return frame
+    if settings.mode == "side-by-side":
+        return np.hstack([frame, frame])
+    tile = to_crop(frame, "frame", face)
+    return tile if settings.mode == "crop" else np.hstack([tile] * max(len(settings.grid_yaws), 1))
+
+
+def blur_all(image: np.ndarray) -> np.ndarray:
+    """Unrecognisable blur: downscale hard, blur, upscale (cheap even at 1080p)."""
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (max(w // 24, 2), max(h // 24, 2)), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), 1.5)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def draw_label(image: np.ndarray, text: str) -> np.ndarray:
+    """Draw `text` top-left on a dark box (Hershey fonts are ASCII only, so dashes are simplified)."""
+    text = text.replace("—", "-").replace("–", "-").encode("ascii", "replace").decode()
+    out = np.ascontiguousarray(image).copy()
+    scale = max(out.shape[1] / 1100.0, 0.35)
+    thickness = max(int(round(scale * 2)), 1)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    pad = int(6 * scale) + 2
+    cv2.rectangle(out, (0, 0), (tw + 2 * pad, th + base + 2 * pad), (0, 0, 0), -1)
+    cv2.putText(out, text, (pad, pad + th), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 64, 64), thickness, cv2.LINE_AA)
+    return out
+
+
+@dataclass
+class _LastEdit:
+    render: RenderResult
+    face: FaceObservation
+    time: float
+
+
+def packet_time(packet: FramePacket) -> float:
+    """Source time when the source has a clock (files), else the capture wall-clock time."""
+    seconds = packet.seconds
+    return packet.capture_time if seconds is None else seconds
+
+
+class CompositeStage(Stage):
+    """Fills `packet.output` from `packet.render` in the current mode; no render → the face-lost policy."""
+
+    name = "composite"
+
+    def __init__(self, controls: EditControls):
+        self.controls = controls
+        self._last: _LastEdit | None = None
+
+    def process(self, packet: FramePacket) -> FramePacket:
+        settings = self.controls.current
+        if not settings.enabled:
+            packet.output = None                               # pass-through: sinks emit packet.frame
+            return packet
+        now = packet_time(packet)
+        face = packet.face.face if packet.face is not None else None
+        if face is not None and packet.render is not None:
+            self._last = _LastEdit(packet.render, face, now)
+            output, label = compose(packet.frame, packet.render, face, settings), packet.render.label
+        else:
+            output, label = self._face_lost(packet.frame, settings, now)
+        packet.output = draw_label(output, label) if label else output
+        return packet
+
+    def _face_lost(self, frame: np.ndarray, settings: EditSettings, now: float) -> tuple[np.ndarray, str]:
+        last = self._last
+        if last is not None and not 0.0 <= now - last.time <= settings.hold_seconds + settings.fade_seconds:
+            self._last = last = None                           # expired, or the clock went back (new clip)
+        if settings.on_face_lost == "blur":
+            return blur_all(unedited(frame, settings, last.face if last else None)), ""
+        if last is None:
+            return unedited(frame, settings, None), ""
+        late = now - last.time - settings.hold_seconds
+        alpha = 1.0 if late <= 0 else max(0.0, 1.0 - late / max(settings.fade_seconds, 1e-6))
+        return compose(frame, last.render, last.face, settings, alpha), last.render.label

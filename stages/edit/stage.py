@@ -1,0 +1,170 @@
+"""The edit stage: keeps the engine's prepared style in step with the controls (without stalling the stream)
+and encodes each frame's face into a scene — inline, or in a background worker for slow engines when live."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable
+
+import numpy as np
+
+from pipeline.config import EditControls
+from pipeline.packets import FaceObservation, FramePacket
+from pipeline.stage import Stage
+from stages.edit.engine import Engine, Style
+
+log = logging.getLogger(__name__)
+
+
+def style_prompt(style: str | None) -> str | None:
+    """The prompt an engine's `prepare` takes for an `EditSettings.style` string ("image:<path>" → the path)."""
+    if style is None or style.strip().lower() in ("", "none"):
+        return None
+    return style[len("image:"):] if style.startswith("image:") else style
+
+
+class StyleSwitcher:
+    """The style in use; a requested change is prepared off the hot path while the old style keeps working.
+
+    `live=False` (files) prepares synchronously so every frame gets the requested style. A prompt the
+    engine rejects is reported through `error` / `on_error` and the previous style stays.
+    """
+
+    def __init__(self, engine: Engine, live: bool, on_error: Callable[[str], None] | None = None):
+        self.engine = engine
+        self.live = live
+        self.on_error = on_error
+        self.error: str | None = None
+        self.active: Style | None = None
+        self._active_request: str | None = None
+        self._failed_request: str | None = None
+        self._pending: tuple[str, Future] | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="style-prepare") if live else None
+
+    def current(self, request: str) -> Style | None:
+        """The style to use for this frame, given the requested `EditSettings.style`."""
+        if self._pending is not None and self._pending[1].done():
+            pending_request, future = self._pending
+            self._pending = None
+            self._settle(pending_request, future)
+        if request in (self._active_request, self._failed_request) or self._pending_for(request):
+            return self.active
+        if self._pool is None:
+            self._settle(request, self._prepare_now(request))
+        elif self._pending is None:                            # one preparation at a time; newer requests wait
+            self._pending = (request, self._pool.submit(self.engine.prepare, style_prompt(request)))
+        return self.active
+
+    def prepare_blocking(self, request: str) -> None:
+        self._settle(request, self._prepare_now(request))
+
+    def _pending_for(self, request: str) -> bool:
+        return self._pending is not None and self._pending[0] == request
+
+    def _prepare_now(self, request: str) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(self.engine.prepare(style_prompt(request)))
+        except Exception as exc:                              # reported, never fatal: the old style stays
+            future.set_exception(exc)
+        return future
+
+    def _settle(self, request: str, future: Future) -> None:
+        exc = future.exception()
+        if exc is None:
+            self.active, self._active_request, self.error = future.result(), request, None
+            self._failed_request = None
+            return
+        kept = self.active.label if self.active is not None else "none"
+        self.error = f"style {request!r} not applied ({exc}); keeping {kept!r}"
+        self._failed_request = request
+        log.warning(self.error)
+        if self.on_error is not None:
+            self.on_error(self.error)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class BackgroundEncoder:
+    """Encodes the newest face in one worker thread and hands out the latest finished scene.
+
+    Used when the engine is slower than the source: frames are never held up by the encoder, and the
+    render stage re-renders the latest scene at each new frame's camera.
+    """
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edit-encode")
+        self._lock = threading.Lock()
+        self._job: Future | None = None
+        self._latest: Any = None
+        self._latest_style: str | None = None
+
+    def scene_for(self, face: FaceObservation, frame: np.ndarray, style: Style) -> Any:
+        with self._lock:
+            job = self._job
+            if job is not None and job.done():
+                self._job = None
+                self._latest, self._latest_style = job.result()   # an encoder error surfaces here, in the stage
+            if self._job is None:
+                self._job = self._pool.submit(self._encode, face, frame, style)
+            # a scene from another style is not shown once the new style is in use
+            return self._latest if self._latest_style == style.key else None
+
+    def _encode(self, face: FaceObservation, frame: np.ndarray, style: Style) -> tuple[Any, str]:
+        return self.engine.encode(face, frame, style), style.key
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class EditStage(Stage):
+    """Fills `packet.scene` (None when disabled, no face, or no style ready yet).
+
+    `live=True` keeps the stream moving: style changes are prepared in the background, and engines
+    that declare `decoupled = True` (3dpe) encode in a background worker on the newest crop. `error`
+    holds the last style problem for the UI (also sent to `on_error`).
+    """
+
+    name = "edit"
+
+    def __init__(self, controls: EditControls, engine: Engine, live: bool = False,
+                 on_error: Callable[[str], None] | None = None):
+        self.controls = controls
+        self.engine = engine
+        self.styles = StyleSwitcher(engine, live, on_error)
+        self._encoder = BackgroundEncoder(engine) if live and getattr(engine, "decoupled", False) else None
+
+    @property
+    def error(self) -> str | None:
+        return self.styles.error
+
+    async def start(self) -> None:
+        # the first style is ready before the first frame; a bad one is reported, not fatal
+        await asyncio.to_thread(self.styles.prepare_blocking, self.controls.current.style)
+        if self.styles.active is None:
+            await asyncio.to_thread(self.styles.prepare_blocking, "none")
+
+    def process(self, packet: FramePacket) -> FramePacket:
+        settings = self.controls.current
+        packet.scene = None
+        face = packet.face.face if packet.face is not None else None
+        if not settings.enabled:
+            return packet
+        style = self.styles.current(settings.style)
+        if face is None or style is None:
+            return packet
+        if self._encoder is not None:
+            packet.scene = self._encoder.scene_for(face, packet.frame, style)
+        else:
+            packet.scene = self.engine.encode(face, packet.frame, style)
+        return packet
+
+    async def close(self) -> None:
+        self.styles.close()
+        if self._encoder is not None:
+            self._encoder.close()

@@ -1,0 +1,170 @@
+"""The `3dpe` engine: image prompt → cached prompt tokens, aligned crop → (smoothed) triplane, triplane →
+512² render at any camera. Loaded models are shared between engines (one engine per stream or peer)."""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from pipeline.config import EngineConfig
+from pipeline.errors import UserError
+from pipeline.packets import FaceObservation, RenderResult
+from stages.edit.engine import Style
+
+CROP = 512
+RANDOM_LABEL = "RANDOM WEIGHTS — NOT AN EDIT"
+NO_TEXT_ENCODER = ("the 3dpe engine takes image prompts only (the official 3DPE release ships no text encoder): "
+                   "pass an image, e.g. --style image:/path/to/prompt.jpg, or use --engine classic for text presets")
+
+_models: dict[tuple[str, str], Any] = {}
+_models_lock = threading.Lock()
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: CUDA is not available here; use --device cpu")
+    return device
+
+
+def shared_model(config: EngineConfig, device: str) -> Any:
+    """The ThreeDPE model for `config`, loaded once per (weights path or random seed, device)."""
+    from threedpe.model import ThreeDPE
+
+    if config.random_weights:
+        seed = int(config.extra.get("seed", 0))
+        key = (f"random:{seed}", device)
+    elif config.weights:
+        key = (os.path.realpath(config.weights), device)
+    else:
+        raise UserError("the 3dpe engine needs weights: --weights /path/to/3dpe.pt (or --random-weights for a "
+                        "labelled test run)")
+    with _models_lock:
+        if key not in _models:
+            if config.random_weights:
+                model = ThreeDPE.random(seed=seed, device=device)
+            else:
+                model = ThreeDPE.load(config.weights, device=device, trust_pickle=config.trust_pickle)
+            if hasattr(model, "eval"):
+                model.eval()
+            _models[key] = model
+        return _models[key]
+
+
+@dataclass
+class TriplaneScene:
+    """What `ThreeDPEEngine.encode` makes: the (temporally smoothed) triplane of one face."""
+
+    triplane: torch.Tensor          # [1, 96, 256, 256] on the engine's device
+    style_key: str
+
+
+class ThreeDPEEngine:
+    """Engine `3dpe`. Stateful per stream: the triplane EMA (reset on a scene cut or a large pose jump)."""
+
+    name = "3dpe"
+    decoupled = True                # the encoder is the slow part: live streams encode in the background
+    POSE_JUMP_DEG = 25.0
+    CUT_DIFFERENCE = 40.0           # mean absolute difference (0..255) of 32² grey thumbnails of the crop
+
+    def __init__(self, config: EngineConfig, model: Any = None, render_options: Any = None):
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.model = model if model is not None else shared_model(config, self.device)
+        if self.device.startswith("cuda"):
+            self.model.precision = config.precision
+        self.render_options = render_options
+        # the model knows when its output is not a real edit (random or untrained prompt weights)
+        self.label = getattr(self.model, "label", RANDOM_LABEL if getattr(self.model, "is_random", False) else "")
+        self._styles: dict[str, Style] = {}
+        self._lock = threading.Lock()
+        self._previous: tuple[torch.Tensor, str, np.ndarray, tuple[float, float]] | None = None
+        self._self_tokens: torch.Tensor | None = None
+
+    # -- prepare -------------------------------------------------------------------------------------
+    def prepare(self, prompt: str | np.ndarray | None) -> Style:
+        if prompt is None or (isinstance(prompt, str) and prompt.strip().lower() in ("", "none")):
+            return Style("none", "none", "none (the face itself as the prompt)")
+        if isinstance(prompt, str):
+            path = prompt[len("image:"):] if prompt.startswith("image:") else prompt
+            if not Path(path).is_file():
+                raise ValueError(f"{prompt!r} is not an image file; {NO_TEXT_ENCODER}")
+            rgb = _read_rgb(path)
+            label = Path(path).name
+        else:
+            rgb, label = np.asarray(prompt), "image prompt"
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) < 16:
+            raise ValueError("an image prompt must be an RGB uint8 array of at least 16×16 pixels")
+        key = "image:" + hashlib.sha1(np.ascontiguousarray(rgb).tobytes() + str(rgb.shape).encode()).hexdigest()
+        with self._lock:
+            if key not in self._styles:                        # a style is encoded once, keyed by content
+                self._styles[key] = Style(key, "image", label, data=self._prompt_tokens(rgb))
+            return self._styles[key]
+
+    def _prompt_tokens(self, rgb: np.ndarray) -> torch.Tensor:
+        from threedpe.preprocess import prompt_to_tensor
+
+        with torch.inference_mode():
+            return self.model.encode_prompt(prompt_to_tensor(rgb).to(self.device))
+
+    # -- encode --------------------------------------------------------------------------------------
+    def encode(self, face: FaceObservation, frame: np.ndarray, style: Style) -> TriplaneScene:
+        from threedpe.preprocess import image_to_tensor
+
+        thumb = cv2.resize(cv2.cvtColor(face.crop, cv2.COLOR_RGB2GRAY), (32, 32), interpolation=cv2.INTER_AREA)
+        reset = self._is_new_shot(thumb, (face.yaw, face.pitch), style.key)
+        if style.kind == "none" and (reset or self._self_tokens is None):
+            # no style: the face's own crop is the prompt, refreshed at every new shot
+            self._self_tokens = self._prompt_tokens(face.crop)
+        tokens = self._self_tokens if style.kind == "none" else style.data
+        with torch.inference_mode():
+            triplane = self.model.encode(image_to_tensor(face.crop).to(self.device), tokens)
+            ema = float(self.config.triplane_ema)
+            if not reset and ema > 0.0:
+                triplane = ema * self._previous[0] + (1.0 - ema) * triplane
+        self._previous = (triplane, style.key, thumb, (face.yaw, face.pitch))
+        return TriplaneScene(triplane, style.key)
+
+    def _is_new_shot(self, thumb: np.ndarray, pose: tuple[float, float], style_key: str) -> bool:
+        if self._previous is None:
+            return True
+        _, key, last_thumb, last_pose = self._previous
+        cut = float(np.mean(cv2.absdiff(thumb, last_thumb))) > self.CUT_DIFFERENCE
+        jump = max(abs(pose[0] - last_pose[0]), abs(pose[1] - last_pose[1])) > self.POSE_JUMP_DEG
+        return cut or jump or key != style_key
+
+    def reset(self) -> None:
+        """Forget the temporal state (e.g. the stream restarted)."""
+        self._previous, self._self_tokens = None, None
+
+    # -- render --------------------------------------------------------------------------------------
+    def render(self, scene: TriplaneScene, camera: np.ndarray) -> RenderResult:
+        from threedpe.preprocess import tensor_to_image
+
+        cameras = torch.as_tensor(np.asarray(camera, np.float32).reshape(1, 25), device=self.device)
+        with torch.inference_mode():
+            out = self.model.render(scene.triplane, cameras, self.render_options)
+            image = np.asarray(tensor_to_image(out["image"]))
+            opacity = out["weight_sum"][0, 0].float().clamp(0, 1).cpu().numpy()
+            depth = out["image_depth"][0, 0].float().cpu().numpy() if "image_depth" in out else None
+        image = image[0] if image.ndim == 4 else image
+        if image.shape[:2] != (CROP, CROP):                   # cheap preview resolutions still give a 512² crop
+            image = cv2.resize(image, (CROP, CROP), interpolation=cv2.INTER_LINEAR)
+        mask = cv2.resize(opacity, (CROP, CROP), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+        return RenderResult(image=image, mask=mask, space="crop", depth=depth,
+                            camera=np.asarray(camera, np.float32), label=self.label)
+
+
+def _read_rgb(path: str) -> np.ndarray:
+    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"cannot read the image prompt {path!r} (not an image OpenCV can decode)")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

@@ -1,0 +1,37 @@
+"""`FaceConfig`: every setting of the face stage in one typed object."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FaceConfig:
+    """How faces are found, chosen, smoothed and cropped."""
+
+    model_path: str | None = None   # face_landmarker.task; None: pipeline.assets.FACE_LANDMARKER.resolve()
+    smoothing: bool = True          # causal One-Euro filtering of crop and pose (live sources)
+    face_index: int | None = None   # None: the largest face; else the index in left-to-right order
+    min_confidence: float = 0.5     # MediaPipe presence/tracking threshold
+    # Finding a new face needs more: at 0.5 MediaPipe's detector takes a dog (../shared s25.jpg) for a
+    # face, at 0.8 it does not (like EG3D's own MTCNN step, which keeps faces above 0.9).
+    min_detection_confidence: float = 0.8
+    max_faces: int = 4
+    crop_size: int = 512
+    # One-Euro settings (cutoffs in Hz). Translation is filtered in crop pixels, scale as log-scale,
+    # angles in radians; beta makes the filter follow fast motion with little lag.
+    min_cutoff: float = 0.4
+    beta_translation: float = 0.005
+    beta_scale: float = 2.0
+    beta_angle: float = 2.0
+    rotation_min_cutoff: float = 0.8
+    rotation_beta: float = 1.0
+    mask_downscale: int = 4         # the soft mask is drawn at 1/mask_downscale resolution
+
+    def validated(self) -> "FaceConfig":
+        if not (0.0 <= self.min_confidence <= 1.0 and 0.0 <= self.min_detection_confidence <= 1.0):
+            raise ValueError("min_confidence and min_detection_confidence must be within 0..1")
+        if self.max_faces < 1:
+            raise ValueError("max_faces must be at least 1")
+        if self.face_index is not None and not 0 <= self.face_index < self.max_faces:
+            raise ValueError(f"face_index must be within 0..{self.max_faces - 1}")
+        return self

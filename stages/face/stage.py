@@ -1,0 +1,34 @@
+"""`FaceStage`: the face tracker as a pipeline stage; fills `packet.face` from `packet.frame`."""
+from __future__ import annotations
+
+from pipeline.packets import FramePacket
+from pipeline.stage import Stage
+from stages.face.config import FaceConfig
+from stages.face.tracker import FaceTracker
+
+
+class FaceStage(Stage):
+    """Tracks faces in every packet. Time comes from the packet: source time (`packet.seconds`) when the
+    source has a clock, else the capture time; the tracker keeps it strictly increasing for MediaPipe."""
+
+    name = "face"
+
+    def __init__(self, config: FaceConfig | None = None):
+        self.config = config or FaceConfig()
+        self.tracker: FaceTracker | None = None
+
+    async def start(self) -> None:
+        if self.tracker is None:
+            self.tracker = FaceTracker(self.config)
+
+    def process(self, packet: FramePacket) -> FramePacket:
+        if self.tracker is None:      # used without the runtime calling start()
+            self.tracker = FaceTracker(self.config)
+        seconds = packet.seconds
+        packet.face = self.tracker.track(packet.frame, packet.capture_time if seconds is None else seconds)
+        return packet
+
+    async def close(self) -> None:
+        if self.tracker is not None:
+            self.tracker.close()
+            self.tracker = None

@@ -1,0 +1,131 @@
+"""`FaceTracker`: frames in, `FaceResult`s out — landmarks, pose as an EG3D camera, aligned crop, mask."""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from pipeline.assets import FACE_LANDMARKER
+from pipeline.packets import FaceObservation, FaceResult
+from stages.face import alignment
+from stages.face.config import FaceConfig
+from stages.face.landmarker import Landmarker, RawFace
+from stages.face.mask import face_mask
+from stages.face.pose import crop_camera, head_rotation, pose_angles
+from stages.face.smoothing import OneEuroFilter, RotationOneEuroFilter
+
+
+class FaceTracker:
+    """Owns a MediaPipe Face Landmarker (VIDEO mode, plus an IMAGE-mode one for `detect`); call `close()`.
+
+    `track` keeps temporal state (MediaPipe tracking, One-Euro smoothing of the chosen face); the
+    smoothing restarts after a frame without a face. Timestamps must increase; equal or earlier ones
+    are nudged forward by 1 ms, because MediaPipe refuses non-increasing timestamps.
+    """
+
+    def __init__(self, config: FaceConfig | None = None):
+        self.config = (config or FaceConfig()).validated()
+        self._model_path = str(FACE_LANDMARKER.resolve(self.config.model_path))
+        self._video = Landmarker(self._model_path, self.config.max_faces, self.config.min_confidence, video=True,
+                                 min_detection_confidence=self.config.min_detection_confidence)
+        self._image: Landmarker | None = None
+        self._last_ms = -1
+        c = self.config
+        self._crop_filter = OneEuroFilter(c.min_cutoff, [c.beta_translation, c.beta_translation, c.beta_scale, c.beta_angle])
+        self._rotation_filter = RotationOneEuroFilter(c.rotation_min_cutoff, c.rotation_beta)
+
+    def track(self, frame: np.ndarray, timestamp_s: float) -> FaceResult:
+        """Faces in one video frame at `timestamp_s` (source time, seconds)."""
+        start = time.perf_counter()
+        frame = _check_frame(frame)
+        ms = max(int(round(timestamp_s * 1000.0)), self._last_ms + 1)
+        self._last_ms = ms
+        raw = self._video.detect(frame, ms)
+        return self._result(frame, raw, ms / 1000.0 if self.config.smoothing else None, start)
+
+    def detect(self, frame: np.ndarray) -> FaceResult:
+        """Faces in a single image, without temporal state or smoothing."""
+        start = time.perf_counter()
+        frame = _check_frame(frame)
+        if self._image is None:
+            self._image = Landmarker(self._model_path, self.config.max_faces, self.config.min_confidence, video=False,
+                                     min_detection_confidence=self.config.min_detection_confidence)
+        return self._result(frame, self._image.detect(frame), None, start)
+
+    def reset(self) -> None:
+        """Forget the smoothing state (e.g. after a cut)."""
+        self._crop_filter.reset()
+        self._rotation_filter.reset()
+
+    def close(self) -> None:
+        for landmarker in (self._video, self._image):
+            if landmarker is not None:
+                landmarker.close()
+        self._image = None
+
+    def __enter__(self) -> "FaceTracker":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _result(self, frame: np.ndarray, raw: list[RawFace], smooth_t: float | None, start: float) -> FaceResult:
+        if not raw:
+            self.reset()
+            return FaceResult(face=None, faces=[], seconds=time.perf_counter() - start)
+        raw = sorted(raw, key=lambda f: float(f.landmarks[:, 0].mean()))          # left to right
+        chosen = self._choose(raw)
+        faces = [self._observe(frame, f, smooth_t if i == chosen else None) for i, f in enumerate(raw)]
+        face = faces[chosen] if chosen is not None else None
+        if face is None:
+            self.reset()
+        return FaceResult(face=face, faces=faces, seconds=time.perf_counter() - start)
+
+    def _choose(self, raw: list[RawFace]) -> int | None:
+        if self.config.face_index is not None:
+            return self.config.face_index if self.config.face_index < len(raw) else None
+        areas = [float(np.ptp(f.landmarks[:, 0]) * np.ptp(f.landmarks[:, 1])) for f in raw]
+        return int(np.argmax(areas))
+
+    def _observe(self, frame: np.ndarray, face: RawFace, smooth_t: float | None) -> FaceObservation:
+        size = self.config.crop_size
+        rotation = head_rotation(face.transform)
+        params = alignment.to_params(alignment.crop_matrix(face.landmarks, face.transform, size), size)
+        if smooth_t is not None:
+            params, rotation = self._smooth(params, rotation, smooth_t)
+        matrix = alignment.from_params(params, size)
+        crop_angle = float(params[3])
+        camera = crop_camera(rotation, crop_angle)
+        yaw, pitch, roll = pose_angles(camera, crop_angle)
+        lm = face.landmarks
+        return FaceObservation(
+            landmarks=lm,
+            box=(float(lm[:, 0].min()), float(lm[:, 1].min()), float(lm[:, 0].max()), float(lm[:, 1].max())),
+            # MediaPipe Tasks reports no per-face score: a returned face passed min_confidence for both
+            # detection (min_detection_confidence) and presence, so it is reported as 1.0.
+            confidence=1.0,
+            yaw=yaw, pitch=pitch, roll=roll,
+            camera=camera,
+            crop_matrix=matrix,
+            crop_inverse=alignment.invert(matrix),
+            crop=alignment.warp_crop(frame, matrix, size),
+            mask=face_mask(lm, frame.shape, self.config.mask_downscale),
+            transform=face.transform,
+            blendshapes=face.blendshapes,
+        )
+
+    def _smooth(self, params: np.ndarray, rotation: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+        previous = self._crop_filter.value
+        if previous is not None:   # keep the angle continuous across ±π before filtering
+            params[3] = previous[3] + math.remainder(params[3] - previous[3], 2 * math.pi)
+        frame_px_per_crop_px = math.exp(params[2])
+        unit = np.array([frame_px_per_crop_px, frame_px_per_crop_px, 1.0, 1.0])
+        return self._crop_filter(params, t, unit), self._rotation_filter(rotation, t)
+
+
+def _check_frame(frame: np.ndarray) -> np.ndarray:
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 or min(frame.shape[:2]) < 16:
+        raise ValueError(f"expected an RGB uint8 frame of shape (H, W, 3), H, W ≥ 16; got {frame.dtype} {frame.shape}")
+    return frame

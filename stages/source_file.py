@@ -1,0 +1,105 @@
+"""Video file source (PyAV): decoded RGB frames with their own pts, optionally paced like a live camera."""
+from __future__ import annotations
+
+import logging
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from pipeline.errors import UserError
+from pipeline.packets import FramePacket
+from pipeline.stage import Source
+
+log = logging.getLogger(__name__)
+
+
+def open_video(path: str | Path) -> av.container.InputContainer:
+    """Open a container that has a video stream, or raise a UserError that says what is wrong."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"input file not found: {path}")
+    if not path.is_file():
+        raise UserError(f"input is not a file: {path}")
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as exc:
+        raise UserError(f"cannot read {path} as a video ({_reason(exc)}); is it a complete video file?") from None
+    if not container.streams.video:
+        container.close()
+        raise UserError(f"{path} has no video stream")
+    return container
+
+
+def _reason(exc: Exception) -> str:
+    return getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+
+
+class FileSource(Source):
+    """Frames of a video file in order; `realtime=True` paces them by pts and makes the source live."""
+
+    name = "file"
+
+    def __init__(self, path: str | Path, realtime: bool = False, max_frames: int | None = None):
+        self.path = Path(path)
+        self.live = realtime
+        self.realtime = realtime
+        self.max_frames = max_frames
+        self._container = open_video(self.path)
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"            # frame threads: decoding keeps up with a live graph
+        self.time_base: Fraction = stream.time_base or Fraction(1, 90000)
+        rate = stream.average_rate or stream.guessed_rate
+        self.fps = float(rate) if rate else 30.0
+        self.width, self.height = stream.codec_context.width, stream.codec_context.height
+        known = stream.frames or None
+        self.frame_count = min(known, max_frames) if known and max_frames else known
+        self.has_audio = bool(self._container.streams.audio)
+        self.audio_path = self.path if self.has_audio else None
+        self._frames = self._container.decode(stream)
+        self._seq = 0
+        self._clock_start: float | None = None
+        self._first_pts: int | None = None
+        self._pending = self._next_frame()
+        if self._pending is None:
+            self._container.close()
+            raise UserError(f"{self.path} contains no decodable video frames")
+
+    def _next_frame(self) -> av.VideoFrame | None:
+        try:
+            return next(self._frames)
+        except StopIteration:
+            return None
+        except av.FFmpegError as exc:
+            # A damaged tail (truncated upload, cut recording): keep what decoded, say where it stopped.
+            log.warning("%s: decoding stopped after %d frames (%s)", self.path, self._seq, _reason(exc))
+            return None
+
+    def read(self) -> FramePacket | None:
+        if self.max_frames is not None and self._seq >= self.max_frames:
+            return None
+        frame, self._pending = self._pending, None
+        if frame is None:
+            frame = self._next_frame()
+        if frame is None:
+            return None
+        pts = frame.pts if frame.pts is not None else self._seq
+        if self.realtime:
+            self._pace(pts)
+        packet = FramePacket(seq=self._seq, frame=frame.to_ndarray(format="rgb24"), pts=pts,
+                             time_base=self.time_base, capture_time=time.perf_counter())
+        self._seq += 1
+        return packet
+
+    def _pace(self, pts: int) -> None:
+        """Sleep until the frame's source time has come, like a camera delivering it."""
+        now = time.perf_counter()
+        if self._clock_start is None:
+            self._clock_start, self._first_pts = now, pts
+        due = self._clock_start + float((pts - self._first_pts) * self.time_base)
+        if due > now:
+            time.sleep(due - now)
+
+    async def close(self) -> None:
+        self._container.close()

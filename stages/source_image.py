@@ -1,0 +1,60 @@
+"""Still-image source: one picture repeated N times with synthetic pts at a given fps."""
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pipeline.errors import UserError
+from pipeline.packets import FramePacket
+from pipeline.stage import Source
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def load_rgb(path: str | Path) -> np.ndarray:
+    """An image file as an (H, W, 3) uint8 RGB array, or a UserError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"image not found: {path}")
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise UserError(f"cannot read {path} as an image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+class ImageSource(Source):
+    """The same image `repeat` times; pts count frames in a 1/fps time base. `live` paces at fps."""
+
+    name = "image"
+
+    def __init__(self, path: str | Path, repeat: int = 1, fps: float = 30.0, live: bool = False):
+        if repeat < 1:
+            raise UserError("repeat must be at least 1 frame")
+        self.path = Path(path)
+        self.image = load_rgb(self.path)
+        self.height, self.width = self.image.shape[:2]
+        self.frame_count = repeat
+        self.fps = float(fps)
+        self.time_base = Fraction(1, round(fps)) if float(fps).is_integer() else Fraction(1, 1000)
+        self.live = live
+        self.has_audio, self.audio_path = False, None
+        self._seq = 0
+        self._start: float | None = None
+
+    def read(self) -> FramePacket | None:
+        if self._seq >= self.frame_count:
+            return None
+        seconds = self._seq / self.fps
+        if self.live:
+            self._start = self._start or time.perf_counter()
+            delay = self._start + seconds - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        packet = FramePacket(seq=self._seq, frame=self.image, pts=round(seconds / self.time_base),
+                             time_base=self.time_base, capture_time=time.perf_counter())
+        self._seq += 1
+        return packet

@@ -1,0 +1,139 @@
+"""Classic engine, styles: presets on the head only, 3D shading that follows the view, text and image prompts."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from stages.edit.classic import PRESETS, ClassicEngine
+from stages.edit.classic.normals import normals_from_depth
+from test_classic_support import detect, observation, read_image
+from threedpe.camera import apply_offsets
+
+VIDEO_CALL_PRESETS = ("bronze statue", "golden statue", "marble", "pencil sketch", "cartoon", "oil painting")
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return ClassicEngine()
+
+
+@pytest.fixture(scope="module")
+def portrait(images):
+    rgb = read_image(images / "s1.jpg")
+    return rgb, observation(rgb)
+
+
+def face_hull_mask(face, shape) -> np.ndarray:
+    mask = np.zeros(shape[:2], np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(face.landmarks[:, :2].astype(np.int32)), 1)
+    return mask.astype(bool)
+
+
+def outside_box(face, shape, scale: float) -> np.ndarray:
+    x0, y0, x1, y1 = face.box
+    cx, cy, hw, hh = (x0 + x1) / 2, (y0 + y1) / 2, scale * (x1 - x0) / 2, scale * (y1 - y0) / 2
+    keep = np.ones(shape[:2], bool)
+    keep[int(max(0, cy - hh)):int(cy + hh), int(max(0, cx - hw)):int(cx + hw)] = False
+    return keep
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def test_the_video_call_presets_exist():
+    assert set(VIDEO_CALL_PRESETS) <= set(PRESETS)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_preset_repaints_the_face_but_not_far_pixels(engine, portrait, name):
+    rgb, face = portrait
+    out = engine.render(engine.encode(face, rgb, engine.prepare(name)), face.camera)
+    hull = face_hull_mask(face, rgb.shape)
+    assert np.abs(out.image.astype(int) - rgb)[hull].mean() > 20
+    far = outside_box(face, rgb.shape, 1.5)
+    assert psnr(out.image[far], rgb[far]) > 35
+    assert np.array_equal(out.image[outside_box(face, rgb.shape, 2.5)], rgb[outside_box(face, rgb.shape, 2.5)])
+    assert out.mask[hull].mean() > 0.95 and out.mask[far].mean() < 0.02
+    edge = out.mask[(out.mask > 0.05) & (out.mask < 0.95)]
+    assert edge.size > 0.02 * hull.sum()                          # a soft edge, not a hard cut-out
+
+
+def test_statue_shading_follows_the_view(engine, portrait):
+    """On a flat grey frame only normals shape the statue: at +yaw the forehead turns to the upper-left key light."""
+    rgb, face = portrait
+    flat = np.full_like(rgb, 128)
+    plain = engine.encode(face, rgb, engine.prepare(None))
+    statue = engine.encode(face, flat, engine.prepare("bronze statue"))
+    r = int(0.06 * (face.box[2] - face.box[0]))
+    forehead = {}
+    for yaw in (-20.0, 20.0):
+        camera = apply_offsets(face.camera, yaw=yaw)
+        x, y = detect(engine.render(plain, camera).image)[0][151, :2].astype(int)   # where the forehead went
+        lum = cv2.cvtColor(engine.render(statue, camera).image, cv2.COLOR_RGB2GRAY).astype(float)
+        forehead[yaw] = lum[y - r:y + r, x - r:x + r].mean()
+    assert forehead[20.0] > forehead[-20.0] + 30
+
+
+def test_normals_of_a_tilted_plane():
+    xs = np.arange(20, dtype=np.float32)
+    depth = np.tile(0.5 * xs, (10, 1))                           # farther to the right
+    n = normals_from_depth(depth, (1.0, 1.0))[5, 10]
+    assert n == pytest.approx(np.array([0.5, 0.0, -1.0]) / np.sqrt(1.25), abs=1e-3)
+
+
+@pytest.mark.parametrize("text, preset", [
+    ("bronze statue", "bronze statue"), ("a bronze statue of me", "bronze statue"),
+    ("Bronz sculpture", "bronze statue"),
+    ("gold", "golden statue"), ("golden statue", "golden statue"), ("greek marble bust", "marble"),
+    ("charcoal drawing", "pencil sketch"), ("anime", "cartoon"), ("van gogh", "oil painting"),
+    ("oil paintng", "oil painting"), ("clay figure", "terracotta")])
+def test_text_maps_to_the_closest_preset(engine, text, preset):
+    style = engine.prepare(text)
+    assert style.data is PRESETS[preset] and style.key == f"preset:{preset}"
+
+
+@pytest.mark.parametrize("prompt", [None, "none", " None ", ""])
+def test_none_is_a_pure_virtual_camera(engine, prompt):
+    assert engine.prepare(prompt).kind == "none"
+
+
+@pytest.mark.parametrize("text", ["quantum chromodynamics", "zzz", "!!!"])
+def test_unknown_text_lists_the_presets(engine, text):
+    with pytest.raises(ValueError) as err:
+        engine.prepare(text)
+    assert "bronze statue" in str(err.value) and "pencil sketch" in str(err.value)
+
+
+def test_prepare_caches_by_key(engine, images):
+    assert engine.prepare("bronze statue") is engine.prepare("Bronze Statue ")
+    path = str(images / "s6.jpg")
+    assert engine.prepare(path) is engine.prepare(f"image:{path}")
+    assert engine.prepare(read_image(images / "s6.jpg", max_side=10_000)).key == engine.prepare(path).key
+
+
+def test_missing_image_prompt_is_a_clear_error(engine, tmp_path):
+    with pytest.raises(ValueError, match="not found"):
+        engine.prepare(str(tmp_path / "nope.jpg"))
+    with pytest.raises(ValueError, match="RGB uint8"):
+        engine.prepare(np.zeros((8, 8), np.float32))
+
+
+@pytest.mark.parametrize("prompt_name", ["s6.jpg", "s7.jpg"])
+def test_image_prompt_moves_head_colour_towards_the_prompt(engine, portrait, images, prompt_name):
+    rgb, face = portrait
+    prompt = read_image(images / prompt_name, max_side=10_000)
+    out = engine.render(engine.encode(face, rgb, engine.prepare(images / prompt_name)), face.camera)
+    hull = face_hull_mask(face, rgb.shape)
+    lab = lambda im: cv2.cvtColor(im, cv2.COLOR_RGB2LAB).astype(float)  # noqa: E731
+    h, w = prompt.shape[:2]
+    centre = lab(prompt)[h // 4:3 * h // 4, w // 4:3 * w // 4].reshape(-1, 3)
+    backdrop = np.median(lab(prompt)[0], 0)                      # the prompt's top row: its background
+    target = centre[np.linalg.norm(centre - backdrop, axis=1) > 20].mean(0)
+    # Colour (a, b): the head's mean moves most of the way to the prompt subject's.
+    before = np.linalg.norm(lab(rgb)[hull].mean(0)[1:] - target[1:])
+    after = np.linalg.norm(lab(out.image)[hull].mean(0)[1:] - target[1:])
+    assert after < 0.5 * before
+    assert out.mask[hull].mean() > 0.95

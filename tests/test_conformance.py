@@ -1,0 +1,94 @@
+"""Conformance: rule-filled official-layout weights, saved like 3dpe.pt, loaded by our loader, every tap within tolerance.
+
+The network runs once per session (through the `live3dpe conformance` command, which dumps its taps);
+each stored array is then its own test.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.cli import main as cli
+from threedpe.conformance import RENDER_TAPS, Bundle, compare, tap_of
+from threedpe.fill_rule import fill_state_dicts
+from threedpe.model import renderer_available
+
+BUNDLE_ARRAYS = ["elow_decoder_crop32", "elow_f16", "elow_crop32", "ehigh_f16", "ehigh_crop32", "mae_tokens",
+                 "xattn_f16", "xattn_crop32", "triplane_f16", "triplane_crop32", "render_features", "render_depth",
+                 "render_weight_sum", "sr_image"]
+
+
+@pytest.fixture(scope="session")
+def bundle_dir(shared):
+    return shared / "conformance" / "3dpe_v1"
+
+
+@pytest.fixture(scope="session")
+def bundle(bundle_dir):
+    return Bundle(bundle_dir)
+
+
+@pytest.fixture(scope="session")
+def rule_checkpoint(bundle, tmp_path_factory):
+    """The bundle's weights in the official 3dpe.pt layout (sha256-checked fill), with trainer extras."""
+    sds = fill_state_dicts(bundle.manifest, verify_sha256=True)
+    path = tmp_path_factory.mktemp("weights") / "3dpe.pt"
+    torch.save({**sds, "opts": argparse.Namespace(mode="LT"), "step": 0, "best_val_loss": 1.0}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def command_run(bundle_dir, rule_checkpoint, tmp_path_factory):
+    """One full run of `live3dpe conformance --weights <file>`: (exit code, stdout, our taps)."""
+    taps_path = tmp_path_factory.mktemp("taps") / "ours.npz"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = cli(["conformance", "--bundle", str(bundle_dir), "--weights", str(rule_checkpoint),
+                  "--dump-taps", str(taps_path)])
+    with np.load(taps_path) as data:
+        taps = {k: data[k] for k in data.files}
+    return rc, out.getvalue(), taps
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("array", BUNDLE_ARRAYS)
+def test_tap_within_tolerance(array, command_run, bundle):
+    if tap_of(array)[0] in RENDER_TAPS and not renderer_available():
+        pytest.skip("threedpe.renderer is not available")
+    result = next(r for r in compare(command_run[2], bundle) if r.array == array)
+    assert result.passed, f"{array}: worst ratio {result.worst_ratio:.3g}, max |err| {result.max_abs:.3g} ({result.note})"
+
+
+@pytest.mark.slow
+def test_command_reports_every_array_and_passes(command_run, bundle):
+    rc, text, taps = command_run
+    assert set(BUNDLE_ARRAYS) == set(bundle.tolerances)
+    for array in BUNDLE_ARRAYS:
+        assert array in text
+    if renderer_available():
+        assert rc == 0, text
+        assert "14/14 arrays within tolerance" in text
+
+
+@pytest.mark.slow
+def test_command_exits_nonzero_on_a_miss(command_run, bundle_dir, tmp_path, capsys):
+    taps = dict(command_run[2])
+    taps["triplane"] = taps["triplane"].copy()
+    taps["triplane"][0, 5, 128, 128] += 0.01                  # one element, in the stored centre crop too
+    del taps["mae_tokens"]
+    path = tmp_path / "bad.npz"
+    np.savez(path, **taps)
+    assert cli(["conformance", "--bundle", str(bundle_dir), "--taps", str(path)]) == 1
+    text = capsys.readouterr().out
+    assert "missed: " in text and "triplane_f16" in text.split("missed:")[1]
+    assert "mae_tokens" in text.split("missed:")[1] and "triplane_crop32" in text.split("missed:")[1]
+
+
+def test_not_a_bundle_is_a_clear_error(tmp_path, capsys):
+    assert cli(["conformance", "--bundle", str(tmp_path)]) == 2
+    assert "not a conformance bundle" in capsys.readouterr().err

@@ -1,0 +1,65 @@
+"""`live3dpe conformance`: run our network on a conformance bundle's inputs and check every tap against its tolerance."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pipeline.errors import UserError
+from threedpe.conformance import Bundle, compare, compute_taps, format_table
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bundle", required=True, help="bundle folder (manifest.json + vectors.npz)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--weights-from-rule", action="store_true",
+                        help="fill the official-layout weights with the bundle's fill rule (the default)")
+    source.add_argument("--weights", help="a checkpoint (official 3dpe.pt layout or ours) to run instead")
+    source.add_argument("--taps", help="only compare an .npz of taps computed elsewhere (e.g. by a port)")
+    parser.add_argument("--trust-pickle", action="store_true", help="allow checkpoints that need full unpickling")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1 (TF32 is turned off)")
+    parser.add_argument("--encoder-only", action="store_true", help="skip the render taps (faster)")
+    parser.add_argument("--dump-taps", help="write our float32 taps to this .npz")
+
+
+def build_model(bundle: Bundle, args: argparse.Namespace):
+    from threedpe.fill_rule import fill_state_dicts
+    from threedpe.model import ThreeDPE
+    if args.weights:
+        return ThreeDPE.load(args.weights, device=args.device, trust_pickle=args.trust_pickle)
+    sds = fill_state_dicts(bundle.manifest, progress=lambda items: tqdm(items, desc="fill rule", unit="tensor"))
+    model = ThreeDPE.from_state_dicts(sds["encoder_state_dict"], sds["renderer_state_dict"], source="fill rule")
+    return model.to(args.device)
+
+
+def main(args: argparse.Namespace) -> int:
+    bundle = Bundle(args.bundle)
+    if args.taps:
+        if not Path(args.taps).is_file():
+            raise UserError(f"no such taps file: {args.taps}")
+        with np.load(args.taps) as data:
+            taps = {k: data[k] for k in data.files}
+    else:
+        if args.device.startswith("cuda") and not torch.cuda.is_available():
+            raise UserError(f"--device {args.device}: no CUDA device here; use --device cpu")
+        # TF32 has a 10-bit mantissa: far outside the tolerances (bundle README §5)
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        model = build_model(bundle, args)
+        if model.renderer is None and not args.encoder_only:
+            print("note: threedpe.renderer is not available; render taps are not run")
+        print(f"running the network on {bundle.folder} ({model.device}, float32, deterministic mode) ...", flush=True)
+        taps = compute_taps(model, bundle, render=not args.encoder_only)
+    if args.dump_taps:
+        np.savez(args.dump_taps, **taps)
+    results = compare(taps, bundle)
+    if args.encoder_only:
+        results = [r for r in results if r.status != "not run"]
+    print(format_table(results))
+    misses = [r.array for r in results if not r.passed]
+    print(f"{len(results) - len(misses)}/{len(results)} arrays within tolerance"
+          + (f"; missed: {', '.join(misses)}" if misses else ""))
+    return 1 if misses else 0

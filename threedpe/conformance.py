@@ -1,0 +1,128 @@
+"""Conformance bundles (format `3dpe-conformance-v1`): read one, compute our taps on its inputs, compare, report.
+
+The comparison is the bundle README's elementwise check |ours - ref| <= atol + rtol·|ref| per stored array;
+`_f16` arrays are compared with the full tap, `_crop32` ones with the centred 32×32 crop.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.errors import UserError
+
+FORMAT = "3dpe-conformance-v1"
+RENDER_TAPS = ("render_features", "render_depth", "render_weight_sum", "sr_image")
+RENDER_OUTPUTS = {"render_features": "feature_image", "render_depth": "image_depth",
+                  "render_weight_sum": "weight_sum", "sr_image": "image"}
+
+
+class Bundle:
+    """A bundle folder: `manifest.json` + `vectors.npz`."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        manifest_path, vectors_path = self.folder / "manifest.json", self.folder / "vectors.npz"
+        if not manifest_path.is_file() or not vectors_path.is_file():
+            raise UserError(f"{self.folder} is not a conformance bundle: it needs manifest.json and vectors.npz")
+        self.manifest = json.loads(manifest_path.read_text())
+        if self.manifest.get("format") != FORMAT:
+            raise UserError(f"{manifest_path}: format {self.manifest.get('format')!r} is not {FORMAT!r}")
+        self._vectors = np.load(vectors_path)
+
+    def array(self, name: str) -> np.ndarray:
+        return self._vectors[name]
+
+    @property
+    def tolerances(self) -> dict[str, dict[str, float]]:
+        return self.manifest["recommended_tolerances"]
+
+    def inputs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(image [1,3,512,512] in [-1,1], prompt [1,3,224,224] normalised, camera labels [C,25])."""
+        return tuple(torch.from_numpy(np.ascontiguousarray(self.array(n)))  # type: ignore[return-value]
+                     for n in ("input_image", "input_prompt", "camera_labels"))
+
+
+@dataclass
+class ArrayResult:
+    array: str                  # stored array name, e.g. "triplane_f16"
+    tap: str
+    atol: float
+    rtol: float
+    max_abs: float = math.nan
+    worst_ratio: float = math.nan   # max |diff| / (atol + rtol·|ref|); pass <= 1
+    status: str = "not run"     # "pass", "FAIL", "not run"
+    note: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+
+def tap_of(array_name: str) -> tuple[str, str]:
+    """'triplane_f16' → ('triplane', 'full'); 'elow_crop32' → ('elow', 'crop'); 'sr_image' → ('sr_image', 'full')."""
+    for suffix, kind in (("_f16", "full"), ("_crop32", "crop")):
+        if array_name.endswith(suffix):
+            return array_name[: -len(suffix)], kind
+    return array_name, "full"
+
+
+def centre_crop(x: np.ndarray, size: int = 32) -> np.ndarray:
+    h, w = x.shape[-2:]
+    return x[..., h // 2 - size // 2: h // 2 + size // 2, w // 2 - size // 2: w // 2 + size // 2]
+
+
+def compare(taps: dict[str, np.ndarray], bundle: Bundle) -> list[ArrayResult]:
+    """Check every stored array with a tolerance against our taps (missing taps are reported 'not run')."""
+    results = []
+    for name, tol in bundle.tolerances.items():
+        tap, kind = tap_of(name)
+        res = ArrayResult(name, tap, float(tol["atol"]), float(tol["rtol"]))
+        results.append(res)
+        if tap not in taps:
+            continue
+        ref = bundle.array(name).astype(np.float64)
+        ours = np.asarray(taps[tap], dtype=np.float64)
+        if kind == "crop":
+            ours = centre_crop(ours)
+        if ours.shape != ref.shape:
+            res.status, res.note = "FAIL", f"shape {list(ours.shape)} != {list(ref.shape)}"
+            continue
+        diff = np.abs(ours - ref)
+        res.max_abs = float(np.nan_to_num(diff, nan=np.inf).max())
+        res.worst_ratio = float(np.nan_to_num(diff / (res.atol + res.rtol * np.abs(ref)), nan=np.inf).max())
+        res.status = "pass" if res.worst_ratio <= 1.0 else "FAIL"
+    return results
+
+
+def format_table(results: list[ArrayResult]) -> str:
+    rows = [("array", "worst ratio", "max |err|", "atol", "rtol", "result")]
+    for r in results:
+        rows.append((r.array, "-" if math.isnan(r.worst_ratio) else f"{r.worst_ratio:.3g}",
+                     "-" if math.isnan(r.max_abs) else f"{r.max_abs:.3g}", f"{r.atol:.3g}", f"{r.rtol:.3g}",
+                     r.status + (f" ({r.note})" if r.note else "")))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+@torch.no_grad()
+def compute_taps(model, bundle: Bundle, render: bool = True) -> dict[str, np.ndarray]:
+    """Run `model` (a `threedpe.model.ThreeDPE`) in deterministic float32 mode on the bundle's inputs."""
+    image, prompt, cameras = bundle.inputs()
+    device = model.device
+    taps: dict[str, torch.Tensor] = {}
+    tokens = model.encode_prompt(prompt.to(device))
+    triplane = model.encode(image.to(device), tokens, taps=taps)
+    taps["mae_tokens"] = tokens
+    out = {k: v.float().cpu().numpy() for k, v in taps.items()}
+    if render and model.renderer is not None:
+        per_camera = [model.render(triplane, cameras[i: i + 1].to(device)) for i in range(cameras.shape[0])]
+        for tap, key in RENDER_OUTPUTS.items():
+            out[tap] = torch.cat([r[key] for r in per_camera]).float().cpu().numpy()
+    return out

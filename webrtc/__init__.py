@@ -1,0 +1,1 @@
+"""The WebRTC server, the browser page and the virtual camera: how users meet the live pipeline."""

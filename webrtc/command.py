@@ -1,0 +1,65 @@
+"""`live3dpe serve`: the WebRTC server and browser page (binds 127.0.0.1 unless told otherwise)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from aiohttp import web
+
+from pipeline.errors import UserError
+from webrtc.auth import generate_token
+from webrtc.pipeline_factory import edit_pipeline_factory, preset_names
+from webrtc.server import ServerConfig, create_app
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from stages.chain import add_edit_arguments
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--token", default=None,
+                        help="access token required on /offer and /prompt (required when binding beyond localhost)")
+    parser.add_argument("--max-peers", type=int, default=4, help="concurrent browser sessions (default 4)")
+    add_edit_arguments(parser)
+
+
+def resolve_token(host: str, token: str | None, out=sys.stderr) -> str | None:
+    """Localhost needs no token; any other bind gets the given token or a generated one, loudly."""
+    if token is not None or host in LOCAL_HOSTS:
+        return token
+    token = generate_token()
+    print("!" * 78, file=out)
+    print(f"WARNING: binding {host} exposes your camera pipeline to the network without --token.", file=out)
+    print("A random access token was generated for this run; share the URL below only with people you trust.",
+          file=out)
+    print("!" * 78, file=out)
+    return token
+
+
+def page_url(host: str, port: int, token: str | None) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+
+
+def main(args: argparse.Namespace) -> int:
+    from stages.chain import engine_config_from_args, settings_from_args
+
+    if not 1 <= args.port <= 65535:
+        raise UserError(f"--port must be within 1..65535, not {args.port}")
+    if args.max_peers < 1:
+        raise UserError("--max-peers must be at least 1")
+    token = resolve_token(args.host, args.token)
+    config = ServerConfig(
+        make_pipeline=edit_pipeline_factory(engine_config_from_args(args), smoothing=not getattr(args, "no_smooth", False)),
+        presets=preset_names(), settings=settings_from_args(args), token=token, max_peers=args.max_peers)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    url = page_url(args.host, args.port, token)
+    try:
+        web.run_app(create_app(config), host=args.host, port=args.port,
+                    print=lambda _: print(f"live3dpe serve: open {url}  (Ctrl-C to stop)", flush=True))
+    except OSError as exc:
+        raise UserError(f"cannot listen on {args.host}:{args.port} ({exc.strerror}); pick another --port") from None
+    return 0

@@ -1,0 +1,264 @@
+"""One browser connection: its own controls, engine, graph and tracks, plus the data channel that
+steers them. Everything the peer holds is released by `close()` (idempotent)."""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+from aiortc import RTCPeerConnection
+from aiortc.contrib.media import MediaRelay
+
+from pipeline.config import EditControls, EditSettings
+from pipeline.graph import Graph
+from pipeline.stage import Stage
+from stages.edit.stage import style_prompt
+from webrtc import control
+from webrtc.prompts import PromptError, PromptStore
+from webrtc.tracks import EditedVideoTrack, IncomingVideoSource, TrackSink
+
+log = logging.getLogger(__name__)
+
+# (controls, on_style_error) → (the peer's stage list, the engine those stages use). One call per peer:
+# no state shared between peers. on_style_error(message) may be called from a stage thread.
+PipelineFactory = Callable[[EditControls, Callable[[str], None]], "tuple[list[Stage], Any]"]
+
+DISCONNECT_GRACE_S = 3.0        # "disconnected" may recover (network blip); after this we give up
+CONNECT_TIMEOUT_S = 10.0        # an answered offer whose ICE never connects is dropped
+INPUT_TIMEOUT_S = 6.0           # no camera frame for this long: network lost or tab killed (ICE consent
+                                # failure alone takes ~30 s to notice)
+_ids = itertools.count(1)
+
+
+@dataclass
+class PeerLimits:
+    disconnect_grace_s: float = DISCONNECT_GRACE_S
+    connect_timeout_s: float = CONNECT_TIMEOUT_S
+    stats_interval_s: float = 1.0
+    input_timeout_s: float = INPUT_TIMEOUT_S
+
+
+class PeerSession:
+    """Owns one RTCPeerConnection and the graph editing its camera."""
+
+    def __init__(self, pc: RTCPeerConnection, make_pipeline: PipelineFactory, settings: EditSettings,
+                 prompts: PromptStore, presets: list[str], limits: PeerLimits | None = None,
+                 on_closed: Callable[["PeerSession"], None] | None = None):
+        self.id = next(_ids)
+        self.pc = pc
+        self.controls = EditControls(settings)
+        self._make_pipeline = make_pipeline
+        self._prompts = prompts
+        self._presets = presets
+        self._limits = limits or PeerLimits()
+        self._on_closed = on_closed
+        self._loop = asyncio.get_running_loop()
+        self._relay = MediaRelay()
+        self._prepare_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"peer{self.id}-style")
+        self.output = EditedVideoTrack()
+        self.source: IncomingVideoSource | None = None
+        self.engine: Any = None
+        self.graph: Graph | None = None
+        self._graph_task: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._channel = None
+        self.style_status = {"status": "ready", "style": settings.style, "message": ""}
+        self.error: str | None = None
+        self.closed = asyncio.Event()
+        self._closing = False
+        self._started = time.monotonic()
+        pc.on("track", self._on_track)
+        pc.on("datachannel", self._on_datachannel)
+        pc.on("connectionstatechange", self._on_connection_state)
+        self._spawn(self._connect_watchdog())
+
+    # --- wiring -------------------------------------------------------------------------------
+    def _on_track(self, track) -> None:
+        if track.kind == "audio":
+            self.pc.addTrack(self._relay.subscribe(track))   # microphone back untouched: stays in sync
+        elif track.kind == "video" and self.source is None:
+            self.source = IncomingVideoSource(track)
+            self.pc.addTrack(self.output)
+            track.on("ended", lambda: self._spawn(self.close("camera track ended")))
+
+    @property
+    def has_video(self) -> bool:
+        return self.source is not None
+
+    def start(self) -> None:
+        """Build this peer's stages and run its graph (call after the answer is set)."""
+        stages, self.engine = self._make_pipeline(self.controls, self._on_stage_style_error)
+        self.graph = Graph(self.source, stages, TrackSink(self.output), policy="live", queue_size=1,
+                           name=f"peer{self.id}")
+        self.source.stopping = lambda: self.graph.stopping
+        self._graph_task = self._spawn(self._run_graph())
+        self._spawn(self._stats_loop())
+
+    async def _run_graph(self) -> None:
+        try:
+            await self.graph.run()
+        except Exception as exc:                      # a stage failed (or a model is missing): tell the page
+            self.error = f"the editing pipeline stopped: {exc}"
+            log.error("peer %s: %s", self.id, self.error)
+            await self._report_error(self.error)
+        finally:
+            if not self._closing:
+                self._spawn(self.close("graph ended"))
+
+    async def _report_error(self, message: str, wait_s: float = 5.0) -> None:
+        """Send `message` to the page, waiting briefly for the data channel if it is not open yet."""
+        deadline = time.monotonic() + wait_s
+        while (self._channel is None or self._channel.readyState != "open") and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        self._send(control.encode("error", message=message))
+        await asyncio.sleep(0.3)                       # let SCTP flush it before we hang up
+
+    def _on_datachannel(self, channel) -> None:
+        self._channel = channel
+        channel.on("message", self._on_message)
+        channel.on("close", lambda: self._spawn(self.close("control channel closed")))   # page closed
+        if channel.readyState == "open":
+            self._send_hello()
+        else:
+            channel.on("open", self._send_hello)
+
+    def _send_hello(self) -> None:
+        self._send(control.encode("hello", settings=self.controls.as_dict(), presets=self._presets,
+                                  engine=getattr(self.engine, "name", None),
+                                  device=getattr(self.engine, "device", None)))
+
+    def _on_message(self, message) -> None:
+        try:
+            request = control.parse_message(message)
+            if request.changes:
+                self.controls.update(**request.changes)
+        except (control.ControlError, ValueError) as exc:
+            self._send(control.encode("error", message=str(exc)))
+            return
+        if request.prompt_id is not None:
+            try:
+                path = self._prompts.path(request.prompt_id)
+            except PromptError as exc:
+                self._send(control.encode("error", message=str(exc)))
+                return
+            self._spawn(self.set_style(f"image:{path}", label="uploaded image"))
+        elif request.style is not None:
+            self._spawn(self.set_style(request.style))
+
+    async def set_style(self, style: str, label: str | None = None) -> None:
+        """Prepare the style off the event loop and off the stream (the engine caches it for the edit
+        stage); switch only once it is ready, so the stream keeps its old style meanwhile and a style
+        the engine rejects leaves it untouched."""
+        label = label or style
+        self._set_style_status("loading", label)
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._prepare_pool, self.engine.prepare,
+                                                             style_prompt(style))
+            self.controls.update(style=style)
+        except Exception as exc:                      # engine says what it accepts (ValueError) or failed
+            self._set_style_status("error", label, str(exc))
+            return
+        self._set_style_status("ready", label)
+
+    def _on_stage_style_error(self, message: str) -> None:
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._set_style_status, "error", self.controls.current.style, message)
+
+    def _set_style_status(self, status: str, style: str, message: str = "") -> None:
+        self.style_status = {"status": status, "style": style, "message": message}
+        self._send(control.encode("style", **self.style_status))
+
+    # --- stats --------------------------------------------------------------------------------
+    def stats(self, window: dict[str, tuple[float, int, int]]) -> dict[str, Any]:
+        """Rates over the time since the previous call (`window` keeps the previous counters)."""
+        now = time.perf_counter()
+        received = self.source.received if self.source else 0
+        then, prev_in, prev_out = window.get("last", (now - 1.0, 0, 0))
+        window["last"] = (now, received, self.output.sent)
+        dt = max(now - then, 1e-3)
+        fps_in, fps_out = (received - prev_in) / dt, (self.output.sent - prev_out) / dt
+        latencies = np.array(self.output.latencies_ms or [np.nan])
+        since_input = now - self.source.last_input_time if self.source else float("inf")
+        return {
+            "fps_in": round(fps_in, 1), "fps_out": round(fps_out, 1),
+            "latency_ms": {"p50": _round(np.percentile(latencies, 50)), "p95": _round(np.percentile(latencies, 95))},
+            "skipped_input": self.source.skipped if self.source else 0,
+            "replaced_output": self.output.replaced,
+            "graph": self.graph.metrics.snapshot() if self.graph else {},
+            "engine": getattr(self.engine, "name", None), "device": getattr(self.engine, "device", None),
+            "health": control.health_state(fps_in, fps_out, since_input),
+            "style": self.style_status, "settings": self.controls.as_dict(),
+        }
+
+    async def _stats_loop(self) -> None:
+        window: dict[str, tuple[float, int, int]] = {}
+        while not self._closing:
+            await asyncio.sleep(self._limits.stats_interval_s)
+            if time.perf_counter() - self.source.last_input_time > self._limits.input_timeout_s:
+                self._spawn(self.close("no camera frames: peer gone"))
+                return
+            if self._channel is not None and self._channel.readyState == "open":
+                self._send(control.encode("stats", **self.stats(window)))
+
+    def _send(self, text: str) -> None:
+        if self._channel is not None and self._channel.readyState == "open":
+            self._channel.send(text)
+
+    # --- lifetime -----------------------------------------------------------------------------
+    async def _on_connection_state(self) -> None:
+        state = self.pc.connectionState
+        if state in ("failed", "closed"):
+            await self.close(f"connection {state}")
+        elif state == "disconnected":
+            self._spawn(self._close_if_still_disconnected())
+
+    async def _close_if_still_disconnected(self) -> None:
+        await asyncio.sleep(self._limits.disconnect_grace_s)
+        if self.pc.connectionState in ("disconnected", "failed", "closed"):
+            await self.close("connection lost")
+
+    async def _connect_watchdog(self) -> None:
+        await asyncio.sleep(self._limits.connect_timeout_s)
+        if self.pc.connectionState != "connected":
+            await self.close("connection never established")
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def close(self, reason: str = "closed") -> None:
+        """Stop the graph, join its threads, close the connection. Safe to call more than once."""
+        if self._closing:
+            await self.closed.wait()
+            return
+        self._closing = True
+        log.info("peer %s closing: %s", self.id, reason)
+        if self.graph is not None:
+            self.graph.stop()
+        if self.source is not None:
+            self.source.end()                          # unblock the source thread's read()
+        if self._graph_task is not None:
+            await asyncio.wait({self._graph_task}, timeout=5.0)
+        self.output.stop()
+        await self.pc.close()
+        if self.source is not None:
+            await self.source.close()
+        self._prepare_pool.shutdown(wait=False, cancel_futures=True)
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current and task is not self._graph_task:
+                task.cancel()
+        self.closed.set()
+        if self._on_closed is not None:
+            self._on_closed(self)
+
+
+def _round(value: float) -> float | None:
+    return None if np.isnan(value) else round(float(value), 1)

@@ -1,0 +1,192 @@
+"""The aiohttp app: the page, `POST /offer` signalling, `POST /prompt` uploads, presets and health."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+from aiortc import RTCPeerConnection, RTCSessionDescription
+
+from pipeline.config import EditSettings
+from webrtc.auth import check_token
+from webrtc.peer import PeerLimits, PeerSession, PipelineFactory
+from webrtc.prompts import MAX_UPLOAD_BYTES, PromptError, PromptStore
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parent / "static"
+MAX_OFFER_BYTES = 256 * 1024
+
+
+@dataclass
+class ServerConfig:
+    """Everything `create_app` needs; `make_pipeline` builds one peer's stages and engine."""
+
+    make_pipeline: PipelineFactory
+    presets: list[str] = field(default_factory=list)
+    settings: EditSettings = field(default_factory=EditSettings)
+    token: str | None = None
+    max_peers: int = 4
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
+    limits: PeerLimits = field(default_factory=PeerLimits)
+
+
+class PeerRegistry:
+    """The live sessions, capped at `max_peers`."""
+
+    def __init__(self, max_peers: int):
+        self.max_peers = max_peers
+        self.sessions: set[PeerSession] = set()
+
+    @property
+    def full(self) -> bool:
+        return len(self.sessions) >= self.max_peers
+
+    async def close_all(self) -> None:
+        await asyncio.gather(*(s.close("server shutting down") for s in list(self.sessions)))
+
+
+CONFIG = web.AppKey("config", ServerConfig)
+PEERS = web.AppKey("peers", PeerRegistry)
+PROMPTS = web.AppKey("prompts", PromptStore)
+
+
+def json_error(status: type[web.HTTPException], message: str) -> web.HTTPException:
+    """An HTTP error whose body is {"error": message}, for the page to show."""
+    body = {"text": json.dumps({"error": message}), "content_type": "application/json"}
+    if status is web.HTTPRequestEntityTooLarge:
+        return status(max_size=0, actual_size=0, **body)      # sizes only feed the default text
+    return status(**body)
+
+
+def create_app(config: ServerConfig) -> web.Application:
+    app = web.Application(client_max_size=max(config.max_upload_bytes, MAX_OFFER_BYTES) + 64 * 1024)
+    app[CONFIG] = config
+    app[PEERS] = PeerRegistry(config.max_peers)
+    app[PROMPTS] = PromptStore(config.max_upload_bytes)
+    app.router.add_get("/", index)
+    app.router.add_get("/api/presets", presets)
+    app.router.add_get("/api/health", health)
+    app.router.add_post("/offer", offer)
+    app.router.add_post("/prompt", prompt)
+    app.router.add_static("/static", STATIC)
+    app.on_shutdown.append(_shutdown)
+    return app
+
+
+async def _shutdown(app: web.Application) -> None:
+    await app[PEERS].close_all()
+    app[PROMPTS].close()
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html")
+
+
+async def presets(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    return web.json_response({"presets": config.presets, "settings": asdict(config.settings)})
+
+
+async def health(request: web.Request) -> web.Response:
+    registry = request.app[PEERS]
+    return web.json_response({"status": "ok", "peers": len(registry.sessions), "max_peers": registry.max_peers,
+                              "threads": threading.active_count()})
+
+
+async def offer(request: web.Request) -> web.Response:
+    config, registry = request.app[CONFIG], request.app[PEERS]
+    check_token(request, config.token)
+    description = await _read_offer(request)
+    if registry.full:
+        raise json_error(web.HTTPServiceUnavailable,
+                         f"the server is full ({registry.max_peers} people connected); try again later")
+    pc = RTCPeerConnection()
+    session = PeerSession(pc, config.make_pipeline, config.settings, request.app[PROMPTS], config.presets,
+                          config.limits, on_closed=registry.sessions.discard)
+    registry.sessions.add(session)
+    try:
+        await pc.setRemoteDescription(description)
+        if not session.has_video:
+            raise ValueError("the offer has no video track: the page must send a camera")
+        answer = await pc.createAnswer()
+        await pc.setLocalDescription(answer)
+    except Exception as exc:                 # aiortc raises ValueError & co. on SDP it cannot use
+        await session.close("bad offer")
+        raise json_error(web.HTTPBadRequest, f"cannot use this offer: {exc}") from None
+    try:
+        session.start()
+    except Exception as exc:
+        await session.close("pipeline failed to start")
+        log.exception("pipeline failed to start")
+        raise json_error(web.HTTPInternalServerError, f"the editing pipeline failed to start: {exc}") from None
+    return web.json_response({"sdp": pc.localDescription.sdp, "type": pc.localDescription.type,
+                              "peer": session.id})
+
+
+async def _read_offer(request: web.Request) -> RTCSessionDescription:
+    if request.content_length is not None and request.content_length > MAX_OFFER_BYTES:
+        raise json_error(web.HTTPRequestEntityTooLarge, "offer too large")
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise json_error(web.HTTPBadRequest, 'body must be JSON {"sdp": ..., "type": "offer"}') from None
+    if not isinstance(body, dict) or not isinstance(body.get("sdp"), str) or body.get("type") != "offer":
+        raise json_error(web.HTTPBadRequest, 'body must be JSON {"sdp": "<SDP text>", "type": "offer"}')
+    if "m=video" not in body["sdp"]:
+        raise json_error(web.HTTPBadRequest, "the offer has no video section: the page must send a camera")
+    return RTCSessionDescription(sdp=body["sdp"], type="offer")
+
+
+async def prompt(request: web.Request) -> web.Response:
+    """Accept an image prompt (multipart field `image`, or the raw body); return its id."""
+    config = request.app[CONFIG]
+    check_token(request, config.token)
+    if request.content_length is not None and request.content_length > config.max_upload_bytes + 64 * 1024:
+        raise json_error(web.HTTPRequestEntityTooLarge,
+                         f"image prompt too large: the limit is {config.max_upload_bytes} bytes")
+    try:
+        data = await _read_upload(request, config.max_upload_bytes)
+        prompt_id = request.app[PROMPTS].add(data)
+    except PromptError as exc:
+        status = web.HTTPRequestEntityTooLarge if "too large" in str(exc) else web.HTTPBadRequest
+        raise json_error(status, str(exc)) from None
+    return web.json_response({"id": prompt_id})
+
+
+async def _read_upload(request: web.Request, limit: int) -> bytes:
+    if request.content_type.startswith("multipart/"):
+        reader = await request.multipart()
+        async for part in reader:
+            if part.name == "image":
+                data = bytearray()
+                while chunk := await part.read_chunk(64 * 1024):
+                    data += chunk
+                    if len(data) > limit:
+                        raise PromptError(f"image prompt too large: the limit is {limit} bytes")
+                return bytes(data)
+        raise PromptError('multipart upload needs a file field named "image"')
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PromptError(f"image prompt too large: the limit is {limit} bytes") from None
+
+
+
+@contextlib.asynccontextmanager
+async def running_server(config: ServerConfig, host: str = "127.0.0.1", port: int = 0):
+    """Serve `config` in the current event loop; yields (app, base URL). Port 0 picks a free port."""
+    app = create_app(config)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = runner.addresses[0][1]
+    try:
+        yield app, f"http://{host}:{bound}"
+    finally:
+        await runner.cleanup()

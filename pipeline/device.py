@@ -54,3 +54,16 @@ class StreamHandoff:
             event.record(stream)
             result.cuda_event = event
         return result
+
+
+def resolve_device(name: str) -> str:
+    """"auto" → "cuda" when a GPU is present, else "cpu"; a CUDA name without CUDA is a UserError."""
+    import torch
+
+    from pipeline.errors import UserError
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: CUDA is not available here; use --device cpu")
+    return name

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import av
 
+from pipeline.clock import Pacer
 from pipeline.errors import UserError
 from pipeline.packets import FramePacket
 from pipeline.stage import Source
@@ -59,8 +60,7 @@ class FileSource(Source):
         self.audio_path = self.path if self.has_audio else None
         self._frames = self._container.decode(stream)
         self._seq = 0
-        self._clock_start: float | None = None
-        self._first_pts: int | None = None
+        self._pacer = Pacer()
         self._pending = self._next_frame()
         if self._pending is None:
             self._container.close()
@@ -86,20 +86,11 @@ class FileSource(Source):
             return None
         pts = frame.pts if frame.pts is not None else self._seq
         if self.realtime:
-            self._pace(pts)
+            self._pacer.wait_until(float(pts * self.time_base))
         packet = FramePacket(seq=self._seq, frame=frame.to_ndarray(format="rgb24"), pts=pts,
                              time_base=self.time_base, capture_time=time.perf_counter())
         self._seq += 1
         return packet
-
-    def _pace(self, pts: int) -> None:
-        """Sleep until the frame's source time has come, like a camera delivering it."""
-        now = time.perf_counter()
-        if self._clock_start is None:
-            self._clock_start, self._first_pts = now, pts
-        due = self._clock_start + float((pts - self._first_pts) * self.time_base)
-        if due > now:
-            time.sleep(due - now)
 
     async def close(self) -> None:
         self._container.close()

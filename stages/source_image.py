@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipeline.clock import Pacer
 from pipeline.errors import UserError
 from pipeline.packets import FramePacket
 from pipeline.stage import Source
@@ -43,17 +44,14 @@ class ImageSource(Source):
         self.live = live
         self.has_audio, self.audio_path = False, None
         self._seq = 0
-        self._start: float | None = None
+        self._pacer = Pacer()
 
     def read(self) -> FramePacket | None:
         if self._seq >= self.frame_count:
             return None
         seconds = self._seq / self.fps
         if self.live:
-            self._start = self._start or time.perf_counter()
-            delay = self._start + seconds - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
+            self._pacer.wait_until(seconds)
         packet = FramePacket(seq=self._seq, frame=self.image, pts=round(seconds / self.time_base),
                              time_base=self.time_base, capture_time=time.perf_counter())
         self._seq += 1

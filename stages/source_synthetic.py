@@ -6,6 +6,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from pipeline.clock import Pacer
 from pipeline.packets import FramePacket
 from pipeline.stage import Source
 
@@ -34,7 +35,7 @@ class SyntheticSource(Source):
                                np.full_like(xs, 96)], axis=-1).astype(np.uint8)
         self._side = max(4, min(width, height) // 8)
         self._seq = 0
-        self._start: float | None = None
+        self._pacer = Pacer()
 
     def frame_at(self, seq: int) -> np.ndarray:
         frame = self._base.copy()
@@ -49,10 +50,7 @@ class SyntheticSource(Source):
             return None
         seconds = self._seq / self.fps
         if self.live:
-            self._start = self._start or time.perf_counter()
-            delay = self._start + seconds - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
+            self._pacer.wait_until(seconds)
         packet = FramePacket(seq=self._seq, frame=self.frame_at(self._seq), pts=round(seconds / self.time_base),
                              time_base=self.time_base, capture_time=time.perf_counter())
         self._seq += 1

@@ -19,7 +19,8 @@ except ImportError as exc:                                     # the network not
     pytest.skip(f"needs the 3dpe network: {exc}", allow_module_level=True)
 
 from stages.edit.engine import Style  # noqa: E402
-from stages.edit.threedpe_engine import RANDOM_LABEL, ThreeDPEEngine  # noqa: E402
+from stages.edit.threedpe_engine import ThreeDPEEngine  # noqa: E402
+from threedpe.model import RANDOM_LABEL  # noqa: E402
 from test_edit_fakes import make_face, textured_frame  # noqa: E402
 from threedpe.camera import orbit_label  # noqa: E402
 

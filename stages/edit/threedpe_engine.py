@@ -14,25 +14,17 @@ import numpy as np
 import torch
 
 from pipeline.config import EngineConfig
+from pipeline.device import resolve_device
 from pipeline.errors import UserError
 from pipeline.packets import FaceObservation, RenderResult
 from stages.edit.engine import Style
 
 CROP = 512
-RANDOM_LABEL = "RANDOM WEIGHTS — NOT AN EDIT"
 NO_TEXT_ENCODER = ("the 3dpe engine takes image prompts only (the official 3DPE release ships no text encoder): "
                    "pass an image, e.g. --style image:/path/to/prompt.jpg, or use --engine classic for text presets")
 
 _models: dict[tuple[str, str], Any] = {}
 _models_lock = threading.Lock()
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: CUDA is not available here; use --device cpu")
-    return device
 
 
 def shared_model(config: EngineConfig, device: str) -> Any:
@@ -83,7 +75,7 @@ class ThreeDPEEngine:
             self.model.precision = config.precision
         self.render_options = render_options
         # the model knows when its output is not a real edit (random or untrained prompt weights)
-        self.label = getattr(self.model, "label", RANDOM_LABEL if getattr(self.model, "is_random", False) else "")
+        self.label = self.model.label
         self._styles: dict[str, Style] = {}
         self._lock = threading.Lock()
         self._previous: tuple[torch.Tensor, str, np.ndarray, tuple[float, float]] | None = None

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from pipeline.device import resolve_device
 from pipeline.errors import UserError
 from threedpe.camera import eural_to_camera_label
 from threedpe.preprocess import image_to_tensor, prompt_to_tensor, tensor_to_image
@@ -113,14 +114,6 @@ def contact_sheet(crop: np.ndarray, prompt: np.ndarray, views: list[np.ndarray],
         tile = draw_label(view, f"yaw {yaw:+g} deg")
         tiles.append(draw_label(tile, label, warning=True) if label else tile)
     return np.concatenate(tiles, axis=1)
-
-
-def resolve_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: no CUDA device here; use --device cpu")
-    return name
 
 
 def orbit_cameras(frames: int) -> list[np.ndarray]:

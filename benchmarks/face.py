@@ -6,6 +6,7 @@ Frames are resized to 640×480 before timing; the target is ≤ 15 ms median.
 from __future__ import annotations
 
 import argparse
+import asyncio
 from pathlib import Path
 
 import cv2
@@ -22,7 +23,7 @@ def measure(clip: Path, frames: int) -> np.ndarray:
     frames_640 = []
     while (packet := source.read()) is not None:
         frames_640.append((cv2.resize(packet.frame, (640, 480), interpolation=cv2.INTER_AREA), packet.seconds))
-    source._container.close()
+    asyncio.run(source.close())
     tracker = FaceTracker(FaceConfig(smoothing=True))
     try:
         return np.array([tracker.track(f, t).seconds * 1000.0 for f, t in tqdm(frames_640, desc="face stage")])

@@ -1,4 +1,6 @@
 """Every frame of every reference clip gets a face through the real stage path (slow: ~2100 frames)."""
+import asyncio
+
 import pytest
 
 from stages.face import FaceConfig, FaceStage
@@ -19,6 +21,6 @@ def test_every_frame_of_every_clip_has_a_face(clips):
                     missing.setdefault(path.name, []).append(packet.seq)
         finally:
             stage.tracker.close()
-            source._container.close()
+            asyncio.run(source.close())
         assert count > 50, path.name
     assert not missing, {name: seqs[:10] for name, seqs in missing.items()}

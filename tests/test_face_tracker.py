@@ -1,4 +1,5 @@
 """FaceTracker / FaceStage on real images and clips with the real MediaPipe model."""
+import asyncio
 import json
 import subprocess
 import sys
@@ -107,7 +108,7 @@ def _crop_centre_track(clips, smoothing, frames=240):
             centres.append(inverse @ [256.0, 256.0, 1.0] / np.hypot(inverse[0, 0], inverse[1, 0]))
     finally:
         stage.tracker.close()
-        source._container.close()
+        asyncio.run(source.close())
     return np.array(centres)
 
 

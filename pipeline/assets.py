@@ -32,6 +32,7 @@ class ModelAsset:
     url: str | None
     sha256: str | None
     description: str
+    flag: str | None = None         # the command-line flag that takes an explicit path
 
     def cached_path(self) -> Path:
         return cache_dir() / self.filename
@@ -67,7 +68,7 @@ class ModelAsset:
     def _missing_message(self, why: str) -> str:
         where = f"download it from {self.url} and " if self.url else ""
         return (f"{self.description} not found ({why}). To fix: {where}put it at {self.cached_path()}, "
-                f"or set {self.env_var}=/path/to/{self.filename}, or pass its path explicitly.")
+                f"or set {self.env_var}=/path/to/{self.filename}, or pass {self.flag or 'its path'} {'PATH' if self.flag else 'explicitly'}.")
 
 
 def sha256_of(path: Path) -> str:
@@ -90,6 +91,7 @@ FACE_LANDMARKER = ModelAsset(
     url="https://storage.googleapis.com/mediapipe-models/face_landmarker/face_landmarker/float16/1/face_landmarker.task",
     sha256="64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff",
     description="MediaPipe Face Landmarker model (face_landmarker.task)",
+    flag="--face-model",
 )
 
 YUNET = ModelAsset(

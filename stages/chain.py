@@ -49,6 +49,8 @@ def add_edit_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--grid-yaws", default=",".join(f"{y:g}" for y in defaults.grid_yaws),
                    help="yaw offsets of the grid mode, comma-separated degrees (--grid-yaws=-25,0,25)")
     g.add_argument("--no-smooth", action="store_true", help="no temporal smoothing of the face track")
+    g.add_argument("--face-model", metavar="PATH",
+                   help="MediaPipe face_landmarker.task (default: $LIVE3DPE_FACE_MODEL, the user cache, or download)")
 
 
 def settings_from_args(args: argparse.Namespace) -> EditSettings:
@@ -77,7 +79,7 @@ def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
 def face_config_from_args(args: argparse.Namespace) -> "FaceConfig":
     from stages.face import FaceConfig
 
-    return FaceConfig(smoothing=not args.no_smooth)
+    return FaceConfig(smoothing=not args.no_smooth, model_path=args.face_model)
 
 
 def build_edit_stages(controls: EditControls, engine: Engine, face_config: "FaceConfig", live: bool = False,

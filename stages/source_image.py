@@ -20,7 +20,7 @@ def load_rgb(path: str | Path) -> np.ndarray:
     """An image file as an (H, W, 3) uint8 RGB array, or a UserError."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"image not found: {path}")
+        raise UserError(f"no such file: {path}")
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise UserError(f"cannot read {path} as an image")

@@ -45,15 +45,23 @@ def page_url(host: str, port: int, token: str | None) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from stages.chain import engine_config_from_args, settings_from_args
+    from dataclasses import replace
+
+    from pipeline.assets import FACE_LANDMARKER
+    from stages.chain import create_engine, engine_config_from_args, face_config_from_args, settings_from_args
 
     if not 1 <= args.port <= 65535:
         raise UserError(f"--port must be within 1..65535, not {args.port}")
     if args.max_peers < 1:
         raise UserError("--max-peers must be at least 1")
     token = resolve_token(args.host, args.token)
+    # Fail now, not when the first browser connects: find (or download) the face model and load the
+    # engine once (its weights stay cached for every peer).
+    face_config = replace(face_config_from_args(args), model_path=str(FACE_LANDMARKER.resolve(args.face_model)))
+    engine_config = engine_config_from_args(args)
+    create_engine(engine_config)
     config = ServerConfig(
-        make_pipeline=edit_pipeline_factory(engine_config_from_args(args), smoothing=not getattr(args, "no_smooth", False)),
+        make_pipeline=edit_pipeline_factory(engine_config, face_config),
         presets=preset_names(), settings=settings_from_args(args), token=token, max_peers=args.max_peers)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     url = page_url(args.host, args.port, token)

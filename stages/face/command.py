@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
     parser.add_argument("--smooth", action=argparse.BooleanOptionalAction, default=None,
                         help="temporal smoothing (default: on for video, off for an image)")
-    parser.add_argument("--model", default=None, help="face_landmarker.task (default: $LIVE3DPE_FACE_MODEL, cache, download)")
+    parser.add_argument("--face-model", default=None, help="face_landmarker.task (default: $LIVE3DPE_FACE_MODEL, cache, download)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -39,7 +39,7 @@ def main(args: argparse.Namespace) -> int:
     crops = Path(args.save_crops) if args.save_crops else None
     if crops:
         crops.mkdir(parents=True, exist_ok=True)
-    stage = FaceStage(FaceConfig(model_path=args.model, smoothing=smooth))
+    stage = FaceStage(FaceConfig(model_path=args.face_model, smoothing=smooth))
     asyncio.run(stage.start())
     try:
         for packet in _packets(path, is_image, args.max_frames):

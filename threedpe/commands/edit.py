@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-untrained-prompt", action="store_true",
                         help="accept a Live3D-LT checkpoint (untrained prompt encoder; output is labelled)")
     parser.add_argument("--aligned", action="store_true", help="the image is already an EG3D-aligned 512² crop")
+    parser.add_argument("--face-model", help="face_landmarker.task (default: $LIVE3DPE_FACE_MODEL, cache, download)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"), help="autocast on CUDA")
     parser.add_argument("--stochastic", action="store_true", help="the official stochastic mode (dropout, random rays)")
@@ -53,22 +54,23 @@ def parse_views(text: str) -> list[float]:
 
 
 def read_rgb(path: str, what: str) -> np.ndarray:
-    if not Path(path).is_file():
-        raise UserError(f"{what}: no such file: {path}")
-    bgr = cv2.imread(path, cv2.IMREAD_COLOR)        # also drops alpha (the official RGBA check is broken)
-    if bgr is None:
-        raise UserError(f"{what}: cannot read {path} as an image")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    """RGB, alpha dropped (the official RGBA check is broken); errors name the flag."""
+    from stages.source_image import load_rgb
+
+    try:
+        return load_rgb(path)
+    except UserError as exc:
+        raise UserError(f"{what}: {exc}") from None
 
 
-def aligned_crop(rgb: np.ndarray, aligned: bool) -> np.ndarray:
+def aligned_crop(rgb: np.ndarray, aligned: bool, face_model: str | None = None) -> np.ndarray:
     """The EG3D-aligned 512² crop: from the face stage, or the image itself with --aligned."""
     if aligned:
         if rgb.shape[:2] != (TILE, TILE):
             raise UserError(f"--aligned needs a 512×512 image, this one is {rgb.shape[1]}×{rgb.shape[0]}")
         return rgb
     from stages.face import FaceConfig, FaceTracker
-    with FaceTracker(FaceConfig(smoothing=False)) as tracker:
+    with FaceTracker(FaceConfig(smoothing=False, model_path=face_model)) as tracker:
         result = tracker.detect(rgb)
     if result.face is None:
         raise UserError("no face found in --image; use a photo where one face is clearly visible "
@@ -148,7 +150,7 @@ def main(args: argparse.Namespace) -> int:
     if args.orbit and args.orbit_frames < 1:
         raise UserError("--orbit-frames must be at least 1")
     image, prompt = read_rgb(args.image, "--image"), read_rgb(args.prompt, "--prompt")
-    crop = aligned_crop(image, args.aligned)
+    crop = aligned_crop(image, args.aligned, args.face_model)
     model = load_model(args)
     if model.label:
         print(f"WARNING: {model.label}: the output shows what the network does with these weights, not a style edit")

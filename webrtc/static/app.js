@@ -202,7 +202,7 @@ const KEYS = {
 document.addEventListener("keydown", (event) => {
   if (event.target.matches("input, textarea, select") || event.ctrlKey || event.metaKey || event.altKey) return;
   const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
-  const preset = /^[1-6]$/.test(key) ? state.presets[Number(key) - 1] : undefined;
+  const preset = /^[1-9]$/.test(key) ? state.presets[Number(key) - 1] : undefined;
   const action = preset ? () => change({ style: preset }) : KEYS[key];
   if (!action) return;
   event.preventDefault();

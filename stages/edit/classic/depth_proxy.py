@@ -95,22 +95,22 @@ def build_proxy(landmarks: np.ndarray, shape: tuple[int, int], step: int = 4,
     # fades out towards the silhouette, so the two surfaces meet without a crease.
     gap = fill_holes(np.where(inside > 0, mesh - ellipsoid, 0.0)[..., None].astype(np.float32), inside > 0)[..., 0]
     gap = cv2.GaussianBlur(gap, (0, 0), max(1.0, 0.1 * width / step))       # no push-pull blocks
-    ellipsoid += np.where(radius < 1.0, gap * (1.0 - _smoothstep((radius - 0.6) / 0.4)), 0.0)
+    ellipsoid += np.where(radius < 1.0, gap * (1.0 - smoothstep((radius - 0.6) / 0.4)), 0.0)
     # Around the head the surface stays at the silhouette's depth (a short lever about the pivot, so
     # the background barely moves while the follow weight fades); it recedes only where nothing follows.
     behind = np.clip((radius - 1.05 - FALLOFF) / FALLOFF, 0.0, 1.0)
-    around = offset + _smoothstep(behind) * BACKGROUND_BEHIND * width
+    around = offset + smoothstep(behind) * BACKGROUND_BEHIND * width
 
     # A wide feather hides the seam between the mesh and the ellipsoid once the view turns.
     hull_alpha = inside * cv2.GaussianBlur(inside, (0, 0), max(1.0, 0.15 * width / step)) ** 2
     depth = hull_alpha * mesh + (1.0 - hull_alpha) * np.where(radius <= 1.0, ellipsoid, around)
-    follow = 1.0 - _smoothstep((radius - 1.05) / FALLOFF)
+    follow = 1.0 - smoothstep((radius - 1.05) / FALLOFF)
     # Styles stay within 1.5× the landmark box (the compositor's promise: the rest of the frame is untouched).
     lo, hi = pts[:, :2].min(0), pts[:, :2].max(0)
     mid, half = (lo + hi) / 2, np.maximum((hi - lo) / 2, 1.0)
-    window = ((1.0 - _smoothstep((np.abs(u - mid[0]) - 1.3 * half[0]) / (0.2 * half[0])))
-              * (1.0 - _smoothstep((np.abs(v - mid[1]) - 1.3 * half[1]) / (0.2 * half[1]))))
-    head = np.maximum(hull_alpha, 1.0 - _smoothstep((radius - 0.8) / 0.2)) * window
+    window = ((1.0 - smoothstep((np.abs(u - mid[0]) - 1.3 * half[0]) / (0.2 * half[0])))
+              * (1.0 - smoothstep((np.abs(v - mid[1]) - 1.3 * half[1]) / (0.2 * half[1]))))
+    head = np.maximum(hull_alpha, 1.0 - smoothstep((radius - 0.8) / 0.2)) * window
     return DepthProxy(shape=tuple(shape[:2]), u=u, v=v, depth=(depth - pivot[2]).astype(np.float32),
                       follow=follow.astype(np.float32), head=head.astype(np.float32),
                       centre=(float(pivot[0]), float(pivot[1])), face_width=width,
@@ -168,6 +168,6 @@ def _sample(grid: np.ndarray, u: np.ndarray, v: np.ndarray, xy: np.ndarray) -> n
     return grid[i, j]
 
 
-def _smoothstep(x: np.ndarray) -> np.ndarray:
+def smoothstep(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3.0 - 2.0 * x)

@@ -12,8 +12,13 @@ import numpy as np
 
 from stages.edit.classic.normals import lambert, specular
 
-_VEINS = cv2.resize(np.random.default_rng(7).random((12, 12)).astype(np.float32), (96, 96),
-                    interpolation=cv2.INTER_CUBIC)  # fixed marble noise, stretched over the head
+_RNG = np.random.default_rng(7)
+# Fixed textures, stretched over the head so they stay on it: turbulence for marble veins, noise for brush strokes.
+_TURBULENCE = (cv2.resize(_RNG.random((6, 6)).astype(np.float32), (128, 128), interpolation=cv2.INTER_CUBIC)
+               + 0.5 * cv2.resize(_RNG.random((16, 16)).astype(np.float32), (128, 128), interpolation=cv2.INTER_CUBIC))
+_BRUSH_NOISE = _RNG.random((256, 256)).astype(np.float32)
+CARVE_CONTRAST = 0.14               # std of the carved features (eyes, brows, nostrils, lips) in tone units
+OIL_FACE_WIDTH = 90.0               # the oil look paints at this face width (smaller faces: at full size)
 
 
 @dataclass(frozen=True)
@@ -27,10 +32,11 @@ class Preset:
     highlight: tuple[float, float, float] = (1.0, 1.0, 1.0)
     gloss: float = 0.0
     shininess: float = 16.0
+    veins: float = 0.0              # stone only: how dark its veins are
 
     def apply(self, rgb: np.ndarray, normals: np.ndarray, face_width: float, weight: np.ndarray) -> np.ndarray:
         """Repaint `rgb` (h, w, 3 uint8) whose surface normals are `normals` (h, w, 3); `weight`: the head (h, w)."""
-        return _LOOKS[self.look](self, rgb, normals, max(face_width, 8.0))
+        return _LOOKS[self.look](self, rgb, normals, max(face_width, 8.0), weight)
 
 
 def _luminance(rgb: np.ndarray) -> np.ndarray:
@@ -49,36 +55,52 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
     return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def _statue_tone(rgb: np.ndarray, normals: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
-    """Tone in [0, 1] from light and the face's own features (eyes, brows stay legible), and the Lambert term."""
+def _carved_detail(lum: np.ndarray, width: float, weight: np.ndarray, fine_gain: float) -> np.ndarray:
+    """The face's features as a band-pass of luminance (eye sockets, brows, nostrils, lip line), normalised so
+    they are equally legible in dim and bright video, and clipped so specks and glasses glints don't dominate."""
+    detail = lum - cv2.GaussianBlur(lum, (0, 0), width / 18.0)
+    fine = lum - cv2.GaussianBlur(lum, (0, 0), width / 90.0)
+    head = weight > 0.5
+    spread = float(detail[head].std()) if head.sum() > 16 else float(detail.std())
+    carved = (0.8 * detail + fine_gain * fine) * (CARVE_CONTRAST / max(spread, 1e-3))
+    return np.clip(carved, -0.4, 0.3)
+
+
+def statue_tone(rgb: np.ndarray, normals: np.ndarray, width: float, weight: np.ndarray,
+                 ambient: float, fine_gain: float) -> np.ndarray:
+    """Tone in [0, 1] of a carved statue: light on the proxy's normals, the features carved in, a hint of albedo
+    (hair a little darker than skin)."""
     lum = _luminance(rgb)
-    base = _wide_blur(lum, width / 10.0)
-    detail = lum - cv2.GaussianBlur(lum, (0, 0), width / 60.0)
-    shade = lambert(normals)
-    return np.clip(0.1 + 0.3 * base + 0.65 * shade + 1.5 * detail, 0.0, 1.0), shade
+    base = _wide_blur(lum, width / 8.0)
+    head = weight > 0.5
+    albedo = 0.25 * (base - (float(base[head].mean()) if head.any() else float(base.mean())))
+    tone = ambient + (0.95 - ambient) * lambert(normals) + albedo + _carved_detail(lum, width, weight, fine_gain)
+    return np.clip(tone, 0.0, 1.0)
 
 
-def _metal(p: Preset, rgb, normals, width):
-    tone, _ = _statue_tone(rgb, normals, width)
+def _metal(p: Preset, rgb, normals, width, weight):
+    tone = statue_tone(rgb, normals, width, weight, ambient=0.15, fine_gain=0.6)
     dark, light = np.array(p.dark, np.float32), np.array(p.light, np.float32)
     out = dark + (light - dark) * tone[..., None]
     out += p.gloss * specular(normals, p.shininess)[..., None] * np.array(p.highlight, np.float32)
     return _to_uint8(out)
 
 
-def _stone(p: Preset, rgb, normals, width):
-    tone, _ = _statue_tone(rgb, normals, width)
+def _stone(p: Preset, rgb, normals, width, weight):
+    """Matte stone: soft light wrapping round the form (a little subsurface), the features carved, thin veins."""
+    tone = statue_tone(rgb, normals, width, weight, ambient=0.3, fine_gain=0.25) ** 0.85
     h, w = tone.shape
-    veins = cv2.resize(_VEINS, (w, h), interpolation=cv2.INTER_LINEAR)
-    xs = np.linspace(0, 6 * np.pi, w, dtype=np.float32)[None, :]
-    vein = np.abs(np.sin(xs + 9.0 * veins)) ** 0.2           # thin dark lines where the sine crosses 0
+    turbulence = cv2.resize(_TURBULENCE, (w, h), interpolation=cv2.INTER_LINEAR)
+    xs, ys = np.meshgrid(np.linspace(0, 1, w, dtype=np.float32), np.linspace(0, 1, h, dtype=np.float32))
+    phase = 3.0 * (xs + 0.6 * ys) + 1.1 * turbulence                     # diagonal veins, meandering
+    vein = np.exp(-(np.sin(np.pi * phase) / 0.1) ** 2)                  # thin lines where the sine crosses 0
     dark, light = np.array(p.dark, np.float32), np.array(p.light, np.float32)
-    out = (dark + (light - dark) * (0.35 + 0.65 * tone)[..., None]) * (0.85 + 0.15 * vein)[..., None]
+    out = (dark + (light - dark) * tone[..., None]) * (1.0 - p.veins * vein)[..., None]
     out += p.gloss * specular(normals, p.shininess)[..., None] * np.array(p.highlight, np.float32)
     return _to_uint8(out)
 
 
-def _sketch(p: Preset, rgb, normals, width):
+def _sketch(p: Preset, rgb, normals, width, weight):
     gray = _luminance(rgb)
     blurred = cv2.GaussianBlur(1.0 - gray, (0, 0), width / 30.0)
     dodge = np.clip(gray / np.maximum(1.0 - blurred, 1e-3), 0.0, 1.0) ** 2.0   # colour dodge: pencil lines
@@ -86,7 +108,7 @@ def _sketch(p: Preset, rgb, normals, width):
     return _to_uint8((dodge * shade)[..., None] * np.array(p.light, np.float32))
 
 
-def _cartoon(p: Preset, rgb, normals, width):
+def _cartoon(p: Preset, rgb, normals, width, weight):
     h, w = rgb.shape[:2]
     small = cv2.resize(rgb, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
     for _ in range(2):
@@ -100,17 +122,47 @@ def _cartoon(p: Preset, rgb, normals, width):
     return _to_uint8(np.clip(flat * 1.1, 0, 1) * (0.15 + 0.85 * edges.astype(np.float32))[..., None])
 
 
-def _oil(p: Preset, rgb, normals, width):
+def _brush_strokes(lum: np.ndarray, length: int) -> np.ndarray:
+    """Stroke texture in about [-0.5, 0.5]: fixed noise smeared along the isophotes (line integral convolution),
+    so strokes follow the forms like a painter's brush."""
+    h, w = lum.shape
+    smooth = cv2.GaussianBlur(lum, (0, 0), 2.0)
+    gx, gy = cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1)
+    # Structure tensor: the dominant gradient direction, averaged so strokes flow smoothly.
+    jxx, jyy, jxy = (cv2.GaussianBlur(a, (0, 0), 3.0) for a in (gx * gx, gy * gy, gx * gy))
+    angle = 0.5 * np.arctan2(2 * jxy, jxx - jyy) + np.pi / 2             # along the edges, not across
+    tx, ty = np.cos(angle), np.sin(angle)
+    noise = cv2.resize(_BRUSH_NOISE, (w, h), interpolation=cv2.INTER_NEAREST) if (h, w) != _BRUSH_NOISE.shape \
+        else _BRUSH_NOISE
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    total = noise.copy()
+    for sign in (-1.0, 1.0):
+        px, py = xs.copy(), ys.copy()
+        for _ in range(length):
+            px += sign * tx
+            py += sign * ty
+            total += cv2.remap(noise, px, py, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return total / (2 * length + 1) - 0.5
+
+
+def _oil(p: Preset, rgb, normals, width, weight):
+    """Oil paint: small-brush oil filter (no flat patches), richer pigment, strokes along the forms with impasto."""
     h, w = rgb.shape[:2]
-    small = cv2.resize(rgb, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
-    strokes = cv2.xphoto.oilPainting(small, max(2, int(width / 30)), 1)
-    paint = cv2.resize(strokes, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255.0
-    lum = paint.mean(2, keepdims=True)
-    paint = np.clip(lum + 1.35 * (paint - lum), 0, 1) * np.array(p.light, np.float32)   # richer pigment
-    # Impasto: light the paint's own relief from the key light's side.
-    relief = cv2.Sobel(cv2.GaussianBlur(lum[..., 0], (3, 3), 0), cv2.CV_32F, 1, 1, ksize=3)
-    shade = 0.85 + 0.25 * lambert(normals) - 0.8 * relief
-    return _to_uint8(paint * shade[..., None])
+    scale = min(1.0, OIL_FACE_WIDTH / width)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if scale < 1.0 else rgb
+    paint = cv2.xphoto.oilPainting(small, 2, 1).astype(np.float32) / 255.0
+    lum = paint.mean(2)
+    strokes = _brush_strokes(lum, 5)
+    paint = np.clip(lum[..., None] + 1.3 * (paint - lum[..., None]), 0, 1)   # richer pigment
+    # Impasto: the strokes' ridges lit from the key light's side, plus a little of the form's light.
+    relief = cv2.Sobel(strokes, cv2.CV_32F, 1, 1, ksize=3)
+    shade = 0.92 + 3.0 * strokes * 0.12 - 0.6 * relief
+    paint = np.clip(paint * shade[..., None], 0, 1)
+    if scale < 1.0:
+        paint = cv2.resize(paint, (w, h), interpolation=cv2.INTER_LINEAR)
+    shading = 0.9 + 0.15 * lambert(normals)
+    return _to_uint8(paint * shading[..., None] * np.array(p.light, np.float32))
 
 
 _LOOKS = {"metal": _metal, "stone": _stone, "sketch": _sketch, "cartoon": _cartoon, "oil": _oil}
@@ -122,10 +174,10 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            highlight=(1.0, 0.95, 0.75), gloss=0.7, shininess=28.0),
     Preset("silver statue", "metal", dark=(0.12, 0.13, 0.15), light=(0.85, 0.87, 0.9),
            highlight=(1.0, 1.0, 1.0), gloss=0.6, shininess=32.0),
-    Preset("marble", "stone", dark=(0.45, 0.44, 0.42), light=(0.97, 0.96, 0.93),
-           highlight=(1.0, 1.0, 1.0), gloss=0.15, shininess=10.0),
-    Preset("terracotta", "stone", dark=(0.3, 0.12, 0.06), light=(0.8, 0.45, 0.3),
-           highlight=(1.0, 0.8, 0.7), gloss=0.05, shininess=8.0),
+    Preset("marble", "stone", dark=(0.3, 0.3, 0.31), light=(0.98, 0.97, 0.94),
+           highlight=(1.0, 1.0, 1.0), gloss=0.12, shininess=12.0, veins=0.1),
+    Preset("terracotta", "stone", dark=(0.22, 0.08, 0.04), light=(0.86, 0.5, 0.33),
+           highlight=(1.0, 0.8, 0.7), gloss=0.04, shininess=8.0, veins=0.05),
     Preset("pencil sketch", "sketch", light=(0.97, 0.95, 0.9)),
     Preset("cartoon", "cartoon"),
     Preset("oil painting", "oil"),

@@ -23,22 +23,33 @@ class SleepStage(Stage):
 
 
 class NumpyStage(Stage):
-    """Keeps a core busy with numpy math for `ms` milliseconds of wall time per packet.
+    """A fixed amount of numpy math per packet: about `ms` milliseconds on an idle core.
 
-    Time-bounded rather than a fixed amount of work, so the nominal cost holds on any machine;
-    numpy releases the GIL inside each ufunc, so stages in different threads overlap.
+    The work is calibrated once (iterations per millisecond, measured alone), so when stages compete
+    for the cores they really slow down — the benchmark then shows what 2 cores can overlap. numpy
+    releases the GIL inside each ufunc, so stages in different threads run in parallel.
     """
 
     def __init__(self, name: str, ms: float, elements: int = 65536):
         self.name, self.ms = name, ms
         self._a = np.linspace(1.0, 2.0, elements)
         self._b = np.empty_like(self._a)
+        self.iterations = max(int(round(ms * self._iterations_per_ms())), 0)
+
+    def _step(self) -> None:
+        np.sqrt(self._a, out=self._b)
+        np.multiply(self._b, self._b, out=self._b)
+
+    def _iterations_per_ms(self, probe_ms: float = 30.0) -> float:
+        count, start = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < probe_ms / 1000.0:
+            self._step()
+            count += 1
+        return count / (elapsed * 1000.0)
 
     def process(self, packet: FramePacket) -> FramePacket:
-        deadline = time.perf_counter() + self.ms / 1000.0
-        while time.perf_counter() < deadline:
-            np.sqrt(self._a, out=self._b)
-            np.multiply(self._b, self._b, out=self._b)
+        for _ in range(self.iterations):
+            self._step()
         return packet
 
 

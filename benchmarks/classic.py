@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 from tqdm import tqdm
 
+from benchmarks.classic_e2e import to_640x480
 from pipeline.errors import UserError
 from stages.edit.classic import PRESETS, ClassicEngine
 from stages.face import FaceConfig, FaceTracker
@@ -30,12 +30,7 @@ def webcam_frames(clip: Path, count: int) -> list[tuple[np.ndarray, float]]:
     frames = []
     with av.open(str(clip)) as container:
         for frame in container.decode(video=0):
-            rgb = frame.to_ndarray(format="rgb24")
-            h, w = rgb.shape[:2]
-            side_w, side_h = min(w, h * 4 // 3), min(h, w * 3 // 4)
-            x, y = (w - side_w) // 2, (h - side_h) // 2
-            rgb = cv2.resize(rgb[y:y + side_h, x:x + side_w], (640, 480), interpolation=cv2.INTER_AREA)
-            frames.append((rgb, float(frame.time or 0.0)))
+            frames.append((to_640x480(frame.to_ndarray(format="rgb24")), float(frame.time or 0.0)))
             if len(frames) >= count:
                 break
     return frames

@@ -18,7 +18,7 @@ import av
 import cv2
 import numpy as np
 
-from pipeline.config import EditControls, EditSettings
+from pipeline.config import COMPOSITE_MODES, EditControls, EditSettings
 from pipeline.graph import Graph
 from pipeline.packets import FramePacket
 from pipeline.stage import Source
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--style", default="bronze statue")
     parser.add_argument("--yaw", type=float, default=15.0)
     parser.add_argument("--pitch", type=float, default=0.0)
-    parser.add_argument("--mode", default="paste")
+    parser.add_argument("--mode", choices=COMPOSITE_MODES, default="paste")
     parser.add_argument("--json", type=Path, default=Path("classic_e2e.json"))
     parser.add_argument("--plot", type=Path, default=Path("classic_e2e.png"))
     args = parser.parse_args(argv)

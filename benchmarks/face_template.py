@@ -32,13 +32,13 @@ def measure_crops(folder: Path) -> tuple[np.ndarray, list[str]]:
 
 def recrop_error(landmarks: np.ndarray, correction: np.ndarray = CORRECTION) -> tuple[float, float, float]:
     """(scale change, centre shift px, rotation deg) of re-cropping a correct 512² crop; identity is (0, 0, 0)."""
-    cx, cy, log_scale, angle = to_params(crop_matrix(landmarks, None, CROP_SIZE, correction))
+    cx, cy, log_scale, angle = to_params(crop_matrix(landmarks, CROP_SIZE, correction))
     return math.expm1(log_scale), math.hypot(cx - CROP_SIZE / 2, cy - CROP_SIZE / 2), math.degrees(angle)
 
 
 def ideal_correction(landmarks: np.ndarray) -> np.ndarray:
     """The (dx, dy, log scale) that would make re-cropping this correct crop exactly the identity."""
-    raw = crop_matrix(landmarks, None, CROP_SIZE, np.zeros(3))
+    raw = crop_matrix(landmarks, CROP_SIZE, np.zeros(3))
     log_scale = -math.log(math.hypot(raw[0, 0], raw[1, 0]))
     unit = raw[:, :2] * math.exp(log_scale)                   # the rotation left once the scale is fixed
     centre = np.full(2, CROP_SIZE / 2)

@@ -48,6 +48,8 @@ def _size(text: str) -> tuple[int, int]:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise UserError(f"--size must look like 640x480, not {text!r}") from None
+    if w < 8 or h < 8:
+        raise UserError(f"--size must be at least 8x8, not {text!r}")
     return w, h
 
 
@@ -66,6 +68,8 @@ def stage_factory(args: argparse.Namespace) -> Callable[[], list[Stage]]:
 def source_factory(args: argparse.Namespace) -> Callable[[], Source]:
     if args.frames < 2:
         raise UserError("--frames must be at least 2")
+    if not args.fps > 0:
+        raise UserError(f"--fps must be above 0, not {args.fps:g}")
     width, height = _size(args.size)
     if args.input == "synthetic":
         return lambda: SyntheticSource(width, height, args.fps, count=args.frames, live=args.live)

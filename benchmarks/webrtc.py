@@ -53,7 +53,7 @@ async def measure(clip: str, seconds: float, warmup: float, style: str, engine: 
                 series += [(now, ms) for ms in list(session.output.latencies_ms)[-new:]] if new else []
                 progress.update(1)
         elapsed = time.perf_counter() - start
-        received, camera_fps = len(client.frames) - received0, session.stats({})
+        received, stats = len(client.frames) - received0, session.stats({})
         graph = session.graph.metrics.snapshot()
         await client.close()
     latencies = np.array([ms for _, ms in series]) if series else np.array([np.nan])
@@ -64,7 +64,7 @@ async def measure(clip: str, seconds: float, warmup: float, style: str, engine: 
         "latency_ms": {"p50": float(np.nanpercentile(latencies, 50)), "p95": float(np.nanpercentile(latencies, 95))},
         "latency_p50_first_half_ms": float(np.median([ms for _, ms in series[:half]] or [np.nan])),
         "latency_p50_second_half_ms": float(np.median([ms for _, ms in series[half:]] or [np.nan])),
-        "input_skipped": camera_fps["skipped_input"], "graph_drops": graph["drops"],
+        "input_skipped": stats["skipped_input"], "graph_drops": graph["drops"],
         "stages_p50_ms": {k: round(v["p50_ms"], 1) for k, v in graph["stages"].items()},
         "series": series,
     }

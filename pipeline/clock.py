@@ -1,7 +1,13 @@
-"""Real-time pacing: deliver frames at their source time, as a camera would."""
+"""Source clocks: the time base of generated frames, and real-time pacing like a camera's."""
 from __future__ import annotations
 
 import time
+from fractions import Fraction
+
+
+def frame_time_base(fps: float) -> Fraction:
+    """1/fps when the rate is whole (pts then count frames), else milliseconds."""
+    return Fraction(1, round(fps)) if float(fps).is_integer() else Fraction(1, 1000)
 
 
 class Pacer:

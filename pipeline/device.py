@@ -7,6 +7,7 @@ No global synchronize, and stages never see any of this.
 from __future__ import annotations
 
 import sys
+from dataclasses import fields, is_dataclass
 from typing import Any, Callable
 
 from pipeline.packets import FramePacket
@@ -47,6 +48,10 @@ class StreamHandoff:
         stream = self.stream_for(name)
         if packet.cuda_event is not None:
             stream.wait_event(packet.cuda_event)
+            # The producer may drop its references now; without this the caching allocator could hand
+            # the memory to new work on the producer's stream while this stream still reads it.
+            for tensor in gpu_tensors(packet):
+                tensor.record_stream(stream)
         with self.cuda.stream(stream):
             result = fn(packet)
         if isinstance(result, FramePacket):
@@ -54,6 +59,20 @@ class StreamHandoff:
             event.record(stream)
             result.cuda_event = event
         return result
+
+
+def gpu_tensors(packet: FramePacket) -> list[Any]:
+    """Tensors a packet hands on: its `scene` when it is a tensor, or the tensor fields of a dataclass/dict scene."""
+    scene = packet.scene
+    if scene is None:
+        return []
+    if is_dataclass(scene):
+        values = [getattr(scene, f.name) for f in fields(scene)]
+    elif isinstance(scene, dict):
+        values = list(scene.values())
+    else:
+        values = [scene]
+    return [v for v in values if getattr(v, "is_cuda", False) and hasattr(v, "record_stream")]
 
 
 def resolve_device(name: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
 from pipeline.device import StreamHandoff, default_cuda
@@ -57,6 +57,7 @@ class Graph:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._running = False
+        self._calls: dict[str, Future] = {}       # node name → its latest call in its worker thread
 
     # -- control ---------------------------------------------------------------------------
 
@@ -92,6 +93,7 @@ class Graph:
         nodes: list[Any] = [self.source, *self.stages, self.sink]
         names = [self.source_name, *self.stage_names, self.sink_name]
         executors = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.name}-{n}") for n in names]
+        self._calls = {}
         started: list[Any] = []
         tasks: list[asyncio.Task] = []
         close_error: StageError | None = None
@@ -115,9 +117,14 @@ class Graph:
                 task.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
-            # Join workers: at most one call per node is still in flight (bounded by the stage's time).
-            for executor in executors:
-                executor.shutdown(wait=True, cancel_futures=True)
+            # A call already running in a node's thread cannot be interrupted: wait for it without
+            # blocking the event loop (a server runs other sessions on it), then join the idle threads.
+            running = [asyncio.wrap_future(call) for call in self._calls.values() if not call.done()]
+            try:
+                await asyncio.gather(*running, return_exceptions=True)
+            finally:
+                for executor in executors:      # idle by now; blocks only if that wait was cancelled
+                    executor.shutdown(wait=True, cancel_futures=True)
             close_error = await self._close_all(started, names)
             self._loop = self._wake = None
             self._running = False
@@ -156,8 +163,9 @@ class Graph:
 
     async def _in_thread(self, executor: ThreadPoolExecutor, name: str, fn: Callable, *args) -> Any:
         """Run `fn` in the node's own thread; its exception becomes a StageError naming the node."""
+        call = self._calls[name] = executor.submit(fn, *args)
         try:
-            return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+            return await asyncio.wrap_future(call)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -36,7 +36,7 @@ def add_edit_arguments(parser: argparse.ArgumentParser) -> None:
                    help="3dpe temporal smoothing: weight of the previous triplane (0 = off)")
     g.add_argument("--style", default=defaults.style,
                    help="preset name, free text (classic), an image path or image:<path>, or none")
-    g.add_argument("--yaw", type=float, default=0.0, help="virtual camera yaw offset, degrees (+ = head turns left)")
+    g.add_argument("--yaw", type=float, default=0.0, help="virtual camera yaw offset, degrees (+ = the head turns towards image left)")
     g.add_argument("--pitch", type=float, default=0.0, help="virtual camera pitch offset, degrees (+ = chin up)")
     g.add_argument("--roll", type=float, default=0.0, help="virtual camera roll offset, degrees")
     g.add_argument("--zoom", type=float, default=1.0, help="virtual camera zoom (0.25..4)")

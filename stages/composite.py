@@ -120,8 +120,16 @@ def compose(frame: np.ndarray, render: RenderResult, face: FaceObservation, sett
     original = to_crop(frame, "frame", face)
     if settings.mode == "crop":
         return _mix(original, to_crop(render.image, render.space, face), alpha)
-    views = render.views or [render.image]
-    return np.hstack([_mix(original, to_crop(v, render.space, face), alpha) for v in views])
+    if len(render.views or ()) != grid_size(settings):
+        # rendered for another mode or angle set (held, or the settings changed between the render and this
+        # stage): unedited tiles rather than a frame whose size jumps or angles that were not asked for
+        return np.hstack([original] * grid_size(settings))
+    return np.hstack([_mix(original, to_crop(v, render.space, face), alpha) for v in render.views])
+
+
+def grid_size(settings: EditSettings) -> int:
+    """Tiles in the grid mode (the render stage falls back to the user's yaw when no grid angle is set)."""
+    return max(len(settings.grid_yaws), 1)
 
 
 def unedited(frame: np.ndarray, settings: EditSettings, face: FaceObservation | None) -> np.ndarray:
@@ -131,7 +139,7 @@ def unedited(frame: np.ndarray, settings: EditSettings, face: FaceObservation | 
     if settings.mode == "side-by-side":
         return np.hstack([frame, frame])
     tile = to_crop(frame, "frame", face)
-    return tile if settings.mode == "crop" else np.hstack([tile] * max(len(settings.grid_yaws), 1))
+    return tile if settings.mode == "crop" else np.hstack([tile] * grid_size(settings))
 
 
 def blur_all(image: np.ndarray) -> np.ndarray:
@@ -152,6 +160,15 @@ def draw_label(image: np.ndarray, text: str) -> np.ndarray:
     pad = int(6 * scale) + 2
     cv2.rectangle(out, (0, 0), (tw + 2 * pad, th + base + 2 * pad), (0, 0, 0), -1)
     cv2.putText(out, text, (pad, pad + th), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 64, 64), thickness, cv2.LINE_AA)
+    return out
+
+
+def label_edit(output: np.ndarray, label: str, settings: EditSettings, frame_width: int) -> np.ndarray:
+    """`label` drawn on the edited part of `output` (side-by-side: the right half, not the untouched input)."""
+    if settings.mode != "side-by-side":
+        return draw_label(output, label)
+    out = output.copy()
+    out[:, frame_width:] = draw_label(output[:, frame_width:], label)
     return out
 
 
@@ -189,7 +206,7 @@ class CompositeStage(Stage):
             output, label = compose(packet.frame, packet.render, face, settings), packet.render.label
         else:
             output, label = self._face_lost(packet.frame, settings, now)
-        packet.output = draw_label(output, label) if label else output
+        packet.output = label_edit(output, label, settings, packet.frame.shape[1]) if label else output
         return packet
 
     def _face_lost(self, frame: np.ndarray, settings: EditSettings, now: float) -> tuple[np.ndarray, str]:

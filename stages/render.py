@@ -13,7 +13,8 @@ from threedpe.camera import apply_offsets, orbit_label
 
 def virtual_camera(tracked: np.ndarray, settings: EditSettings, yaw: float | None = None) -> np.ndarray:
     """The camera to render from: `tracked` moved by the user's offsets (`yaw` overrides the user's yaw, for
-    the grid's fixed angles), or the frontal camera plus those offsets when looking at the lens."""
+    the grid's fixed angles; zero offsets give `tracked` itself), or the frontal camera plus those offsets
+    when looking at the lens."""
     yaw = settings.yaw if yaw is None else yaw
     if settings.look_at_lens:
         return orbit_label(yaw, settings.pitch, settings.roll, settings.zoom)
@@ -37,7 +38,7 @@ class RenderStage(Stage):
             return packet
         if settings.mode == "grid":                            # the grid shows only its fixed angles
             views = [self.engine.render(packet.scene, virtual_camera(face.camera, settings, y))
-                     for y in settings.grid_yaws]
+                     for y in settings.grid_yaws or (settings.yaw,)]
             packet.render = views[0]
             packet.render.views = [v.image for v in views]
         else:

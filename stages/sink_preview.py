@@ -43,6 +43,8 @@ class PreviewSink(Sink):
             if key in (ord("q"), 27):
                 self.closed_by_user = True
                 cv2.destroyWindow(self.title)
+            elif cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:   # its close button
+                self.closed_by_user = True      # imshow would otherwise open it again
         if self.then is not None:
             self.then.write(packet)
 

@@ -55,7 +55,7 @@ class FileSource(Source):
         self.fps = float(rate) if rate else 30.0
         self.width, self.height = stream.codec_context.width, stream.codec_context.height
         known = stream.frames or None
-        self.frame_count = min(known, max_frames) if known and max_frames else known
+        self.frame_count = min(known or max_frames, max_frames) if max_frames else known
         self.has_audio = bool(self._container.streams.audio)
         self.audio_path = self.path if self.has_audio else None
         self._frames = self._container.decode(stream)
@@ -84,7 +84,10 @@ class FileSource(Source):
             frame = self._next_frame()
         if frame is None:
             return None
-        pts = frame.pts if frame.pts is not None else self._seq
+        if frame.pts is not None:
+            pts = frame.pts
+        else:       # raw streams (.h264, some AVI) have no timestamps: place frames at the stream's rate
+            pts = round(self._seq / self.fps / self.time_base)
         if self.realtime:
             self._pacer.wait_until(float(pts * self.time_base))
         packet = FramePacket(seq=self._seq, frame=frame.to_ndarray(format="rgb24"), pts=pts,

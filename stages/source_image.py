@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from pipeline.clock import Pacer
+from pipeline.clock import Pacer, frame_time_base
 from pipeline.errors import UserError
 from pipeline.packets import FramePacket
 from pipeline.stage import Source
@@ -35,12 +34,14 @@ class ImageSource(Source):
     def __init__(self, path: str | Path, repeat: int = 1, fps: float = 30.0, live: bool = False):
         if repeat < 1:
             raise UserError("repeat must be at least 1 frame")
+        if not fps > 0:
+            raise UserError(f"--fps must be above 0, not {fps:g}")
         self.path = Path(path)
         self.image = load_rgb(self.path)
         self.height, self.width = self.image.shape[:2]
         self.frame_count = repeat
         self.fps = float(fps)
-        self.time_base = Fraction(1, round(fps)) if float(fps).is_integer() else Fraction(1, 1000)
+        self.time_base = frame_time_base(fps)
         self.live = live
         self.has_audio, self.audio_path = False, None
         self._seq = 0

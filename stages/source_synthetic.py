@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import time
-from fractions import Fraction
 
 import numpy as np
 
-from pipeline.clock import Pacer
+from pipeline.clock import Pacer, frame_time_base
 from pipeline.packets import FramePacket
 from pipeline.stage import Source
 
@@ -28,7 +27,7 @@ class SyntheticSource(Source):
         self.width, self.height, self.fps = width, height, float(fps)
         self.frame_count = count
         self.live = live
-        self.time_base = Fraction(1, round(fps)) if float(fps).is_integer() else Fraction(1, 1000)
+        self.time_base = frame_time_base(fps)
         self.has_audio, self.audio_path = False, None
         ys, xs = np.mgrid[0:height, 0:width]
         self._base = np.stack([xs * 255 // max(width - 1, 1), ys * 255 // max(height - 1, 1),

@@ -53,7 +53,7 @@ class WebcamSource(Source):
         # Checked here, not in start(): a missing camera should fail before any model loads.
         if isinstance(device, int) and sys.platform.startswith("linux") and not Path(f"/dev/video{device}").exists():
             raise UserError(f"camera {device} does not exist (no /dev/video{device}); "
-                            "list cameras with `ls /dev/video*` and pass --input camera:N")
+                            "list cameras with `ls /dev/video*` and pick one of their numbers")
 
     async def start(self) -> None:
         self._cap = self._open()
@@ -101,7 +101,8 @@ class WebcamSource(Source):
         if self.max_frames is not None and self._seq >= self.max_frames:
             return None
         bgr, t = self._grab()
-        if bgr is None:
+        if bgr is None:         # unplugged, or taken by another app: end the run, but say why
+            log.warning("camera %s stopped delivering frames after %d", self.device, self._seq)
             return None
         self._t0 = t if self._t0 is None else self._t0
         packet = FramePacket(seq=self._seq, frame=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),

@@ -90,6 +90,20 @@ def test_bad_numbers_and_missing_output_are_user_errors(tmp_path, clips, capfd):
     assert cli(["run", "--input", clip, "--output", str(tmp_path / "o.mp4"), "--max-frames", "0"]) == 2
     assert cli(["run", "--input", clip]) == 2
     assert cli(["run", "--input", clip, "--output", str(tmp_path / "no" / "dir" / "o.mp4")]) == 2
+    assert cli(["run", "--input", "synthetic", "--fps", "-1", "--output", str(tmp_path / "o.mp4")]) == 2
     err = capfd.readouterr().err
     assert "--max-frames" in err and "--output" in err and "output folder does not exist" in err
+    assert "--fps must be above 0" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.timeout(60)
+def test_a_model_missing_at_start_up_is_one_line_without_a_progress_bar(tmp_path, clips, capfd, monkeypatch):
+    monkeypatch.setenv("LIVE3DPE_FACE_MODEL", str(tmp_path / "missing.task"))
+    rc = cli(["run", "--input", str(clips / "d0.mp4"), "--output", str(tmp_path / "out.mp4")])
+    err = capfd.readouterr().err
+    assert rc == 2
+    assert [line for line in err.splitlines() if line.strip()] == [
+        f"live3dpe run: error: MediaPipe Face Landmarker model (face_landmarker.task) ($LIVE3DPE_FACE_MODEL): "
+        f"no such file: {tmp_path / 'missing.task'}"], err
+    assert not (tmp_path / "out.mp4").exists()

@@ -45,6 +45,10 @@ def test_live_30fps_into_a_50ms_stage_keeps_latency_flat_and_counts_drops(tmp_pa
 def test_bad_stage_costs_are_a_user_error(tmp_path, capsys):
     assert cli(["bench", "--synthetic", "10,x", "--out", str(tmp_path)]) == 2
     assert "comma-separated milliseconds" in capsys.readouterr().err
+    assert cli(["bench", "--synthetic", "1", "--size", "4x4", "--out", str(tmp_path)]) == 2
+    assert cli(["bench", "--synthetic", "1", "--fps", "0", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--size must be at least 8x8" in err and "--fps must be above 0" in err
 
 
 @pytest.mark.timeout(120)

@@ -97,11 +97,25 @@ async def test_page_streams_edited_video_and_yaw_slider_changes_it(fake_camera):
             yaw_change = np.abs(face_region(turned) - face_region(edited_again)).mean()
             assert yaw_change > max(3 * noise, 4.0), (yaw_change, noise)
 
+            await page.click("#style-text")             # typing a style: the shortcut keys are just letters
+            await page.keyboard.type("m l 0 n")
+            assert await page.input_value("#style-text") == "m l 0 n"
+            assert await page.input_value("#mode") == "paste" and await page.input_value("#yaw") == "30"
+            assert not await page.is_checked("#look-at-lens") and await page.is_checked("#enabled")
+            assert "bronze statue" in await page.text_content("#style-status")
+
             stats_line = await page.text_content("#stats")
             assert "fps" in stats_line and "latency" in stats_line and "drops" in stats_line
+
+            await page.click("#stop")                    # a new session starts from what the page shows
+            await page.evaluate("window.live3dpe.lastStats = null")
+            await page.click("#start")
+            await page.wait_for_function("window.live3dpe.lastStats && window.live3dpe.lastStats.settings.yaw === 30"
+                                         " && window.live3dpe.lastStats.settings.style === 'bronze statue'",
+                                         timeout=20_000)
             assert not errors, errors
             await page.close()                           # closing the tab releases the peer quickly
-            for _ in range(30):
+            for _ in range(50):                          # well before the 6 s no-input watchdog
                 if not app[PEERS].sessions:
                     break
                 await asyncio.sleep(0.1)

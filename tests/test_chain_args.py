@@ -40,8 +40,19 @@ def test_engine_choice():
     assert cfg.name == "3dpe" and cfg.random_weights and cfg.device == "cpu"
 
 
-def test_engine_creation_errors(tmp_path):
+def test_engine_creation_errors(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="no weights"):
         create_engine(engine_config_from_args(parse("--engine", "classic", "--weights", "x.pt")))
-    with pytest.raises(UserError, match="needs weights"):
+    monkeypatch.delenv("LIVE3DPE_WEIGHTS", raising=False)
+    monkeypatch.setenv("LIVE3DPE_CACHE", str(tmp_path))
+    with pytest.raises(UserError, match="3DPE weights not found .*nothing at the default location.*non-commercial"):
         create_engine(engine_config_from_args(parse("--engine", "3dpe")))
+
+
+def test_3dpe_engine_finds_weights_through_the_environment(tmp_path, monkeypatch):
+    """No --weights: $LIVE3DPE_WEIGHTS is used (here a file that is not a checkpoint, so loading says so)."""
+    bogus = tmp_path / "3dpe.pt"
+    bogus.write_bytes(b"not a checkpoint")
+    monkeypatch.setenv("LIVE3DPE_WEIGHTS", str(bogus))
+    with pytest.raises(UserError, match="3dpe.pt"):
+        create_engine(engine_config_from_args(parse("--engine", "3dpe", "--device", "cpu")))

@@ -98,6 +98,13 @@ def test_virtual_camera_turns_the_head_as_measured(talking, pose_meter, offset):
         assert abs(d_pitch - offset["pitch"]) <= 5, (d_yaw, d_pitch)
 
 
+def test_zero_offsets_leave_a_turned_head_as_it_is(clips):
+    frames = read_frames(clips / "d12.mp4", 1, start=40)      # head turned ≈ 16°
+    p = run_chain(frames, style="none")[0]
+    assert abs(p.face.face.yaw) > 10
+    assert np.abs(p.out_frame.astype(int) - p.frame).max() <= 1
+
+
 def test_identity_is_kept_at_yaw_15(talking):
     from benchmarks.identity import IdentityMeter
 

@@ -11,7 +11,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from pipeline.assets import FACE_LANDMARKER, SFACE, YUNET
+from pipeline.assets import FACE_LANDMARKER
 from pipeline.packets import FaceObservation
 from threedpe.camera import camera_from_head_rotation
 
@@ -99,22 +99,14 @@ def read_image(path, max_side: int = 640) -> np.ndarray:
 
 
 @lru_cache(maxsize=1)
-def _sface():
-    detector = cv2.FaceDetectorYN.create(str(YUNET.resolve(download=False)), "", (320, 320), 0.6)
-    recognizer = cv2.FaceRecognizerSF.create(str(SFACE.resolve(download=False)), "")
-    return detector, recognizer
+def _identity_meter():
+    from benchmarks.identity import IdentityMeter
 
-
-def identity_embedding(rgb: np.ndarray) -> np.ndarray:
-    detector, recognizer = _sface()
-    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    detector.setInputSize((bgr.shape[1], bgr.shape[0]))
-    _, faces = detector.detect(bgr)
-    assert faces is not None and len(faces), "YuNet found no face"
-    best = faces[np.argmax(faces[:, -1])]
-    return recognizer.feature(recognizer.alignCrop(bgr, best)).ravel()
+    return IdentityMeter()
 
 
 def identity_cosine(a: np.ndarray, b: np.ndarray) -> float:
-    ea, eb = identity_embedding(a), identity_embedding(b)
-    return float(ea @ eb / (np.linalg.norm(ea) * np.linalg.norm(eb)))
+    """SFace cosine between the faces of two RGB images (the benchmarks' meter)."""
+    similarity = _identity_meter().similarity(a, b)
+    assert similarity is not None, "YuNet found no face"
+    return similarity

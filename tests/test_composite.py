@@ -74,6 +74,31 @@ def _run(stage, frames_faces, fps=10.0):
     return outs
 
 
+def test_grid_keeps_its_size_for_a_render_made_for_another_mode():
+    """A held paste render (or settings changed between render and composite) still gives one tile per angle."""
+    frame = textured_frame()
+    face = make_face(frame)
+    render = _render(frame, face, "red")                        # no views: rendered for paste
+    out = compose(frame, render, face, EditSettings(mode="grid", grid_yaws=(-20.0, 0.0, 20.0)))
+    assert out.shape == (512, 3 * 512, 3)
+    assert np.array_equal(out[:, :512], out[:, 512:1024])       # unedited tiles, not the paste render
+    assert out[..., 0].mean() < 200
+
+
+def test_side_by_side_label_is_on_the_edited_half():
+    frame = textured_frame()
+    face = make_face(frame)
+    render = _render(frame, face, "none")
+    render.label = "RANDOM WEIGHTS — NOT AN EDIT"
+    p = packet(0, frame, face)
+    p.render = render
+    out = CompositeStage(EditControls(EditSettings(mode="side-by-side"))).process(p).out_frame
+    w = frame.shape[1]
+    assert np.array_equal(out[:, :w], frame)                    # the input half is untouched
+    plain = compose(frame, render, face, EditSettings(mode="side-by-side"))
+    assert not np.array_equal(out[:20, w:w + 200], plain[:20, w:w + 200])
+
+
 def test_hold_then_fade_to_the_original():
     frame = textured_frame()
     face = make_face(frame)

@@ -92,3 +92,40 @@ def test_command_exits_nonzero_on_a_miss(command_run, bundle_dir, tmp_path, caps
 def test_not_a_bundle_is_a_clear_error(tmp_path, capsys):
     assert cli(["conformance", "--bundle", str(tmp_path)]) == 2
     assert "not a conformance bundle" in capsys.readouterr().err
+    (tmp_path / "manifest.json").write_text('{"format": "3dpe-conformance-v1"')      # truncated
+    (tmp_path / "vectors.npz").write_bytes(b"")
+    assert cli(["conformance", "--bundle", str(tmp_path)]) == 2
+    assert "unreadable bundle" in capsys.readouterr().err
+
+
+def _reference_taps(bundle: Bundle) -> dict[str, np.ndarray]:
+    """Full-size taps rebuilt from the stored arrays (f16 maps with their float32 centre crop pasted in)."""
+    taps = {tap_of(n)[0]: bundle.array(n).astype(np.float32) for n in bundle.tolerances if tap_of(n)[1] == "full"}
+    for name in bundle.tolerances:
+        tap, kind = tap_of(name)
+        if kind == "crop":
+            crop = bundle.array(name)
+            full = taps.setdefault(tap, np.zeros(crop.shape[:-2] + (64, 64), np.float32))
+            h, w = full.shape[-2:]
+            full[..., h // 2 - 16: h // 2 + 16, w // 2 - 16: w // 2 + 16] = crop
+    return taps
+
+
+def test_command_on_a_taps_file_passes_and_a_missing_encoder_tap_is_a_miss(bundle, bundle_dir, tmp_path, capsys):
+    taps = _reference_taps(bundle)
+    good = tmp_path / "good.npz"
+    np.savez(good, **taps)
+    assert cli(["conformance", "--bundle", str(bundle_dir), "--taps", str(good)]) == 0
+    assert "14/14 arrays within tolerance" in capsys.readouterr().out
+    del taps["mae_tokens"], taps["sr_image"]
+    partial = tmp_path / "partial.npz"
+    np.savez(partial, **taps)
+    # --encoder-only skips the render taps (sr_image) but never a missing encoder tap
+    assert cli(["conformance", "--bundle", str(bundle_dir), "--taps", str(partial), "--encoder-only"]) == 1
+    text = capsys.readouterr().out
+    assert "missed: mae_tokens" in text and "sr_image" not in text and "9/10 arrays" in text
+
+
+def test_bad_device_is_a_clear_error(bundle_dir, capsys):
+    assert cli(["conformance", "--bundle", str(bundle_dir), "--device", "gpu0"]) == 2
+    assert "--device must be" in capsys.readouterr().err

@@ -2,7 +2,7 @@
 `IdentityEngine` (renders the crop back, optionally tinted) and `make_face` (a FaceObservation for a box)."""
 from __future__ import annotations
 
-import time
+import threading
 
 import cv2
 import numpy as np
@@ -16,21 +16,28 @@ TINTS = {"red": (255, 0, 0), "blue": (0, 0, 255)}
 
 class IdentityEngine:
     """Engine stand-in: the scene is the face crop; the render is the crop (tinted by the style) in crop space,
-    or the whole frame in frame space. Records the cameras it was asked for."""
+    or the whole frame in frame space. Records the cameras it was asked for.
+    Setting `prepare_gate` / `encode_gate` (threading.Event) makes `prepare` / `encode` wait until the test
+    sets it: a slow engine without timing assumptions."""
 
     name = "identity"
     device = "cpu"
+    GATE_TIMEOUT = 10.0             # a test that never opens its gate fails instead of hanging
 
-    def __init__(self, space: str = "crop", prepare_seconds: float = 0.0, encode_seconds: float = 0.0,
-                 decoupled: bool = False, label: str = ""):
-        self.space, self.prepare_seconds, self.encode_seconds = space, prepare_seconds, encode_seconds
-        self.decoupled, self.label = decoupled, label
+    def __init__(self, space: str = "crop", decoupled: bool = False, label: str = ""):
+        self.space, self.decoupled, self.label = space, decoupled, label
+        self.prepare_gate: threading.Event | None = None
+        self.encode_gate: threading.Event | None = None
         self.cameras: list[np.ndarray] = []
         self.prepared: list[str] = []
         self.encoded = 0
 
+    def _wait(self, gate: threading.Event | None) -> None:
+        if gate is not None and not gate.wait(self.GATE_TIMEOUT):
+            raise TimeoutError("the test never opened the gate")
+
     def prepare(self, prompt):
-        time.sleep(self.prepare_seconds)
+        self._wait(self.prepare_gate)
         name = "none" if prompt is None else str(prompt)
         if name != "none" and name not in TINTS:
             raise ValueError(f"unknown style {name!r}; known: none, {', '.join(TINTS)}")
@@ -38,7 +45,7 @@ class IdentityEngine:
         return Style(name, "none" if name == "none" else "preset", name, data=TINTS.get(name))
 
     def encode(self, face, frame, style):
-        time.sleep(self.encode_seconds)
+        self._wait(self.encode_gate)
         self.encoded += 1
         return {"face": face, "frame": frame, "style": style}
 

@@ -3,17 +3,19 @@ bad styles reported, background encoding for slow engines, the virtual camera pa
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import numpy as np
+import pytest
 
 from pipeline.config import EditControls, EditSettings
 from pipeline.harness import run_stage
 from stages.composite import CompositeStage
 from stages.edit.stage import EditStage
-from stages.render import RenderStage
+from stages.render import RenderStage, virtual_camera
 from test_edit_fakes import IdentityEngine, make_face, packet, textured_frame
-from threedpe.camera import apply_offsets, camera_angles, orbit_label
+from threedpe.camera import apply_offsets, camera_angles, camera_from_head_rotation, orbit_label, split_label
 
 
 def _packets(n, frame=None, yaw=0.0):
@@ -36,23 +38,27 @@ def test_chain_through_the_runtime_applies_the_style_and_passes_through_when_dis
     assert all(p.scene is None and p.render is None and p.out_frame is p.frame for p in out)
 
 
+def _wait_until(condition, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
 def test_style_change_live_does_not_stall_and_switches_when_ready():
-    engine = IdentityEngine(prepare_seconds=0.4)
+    engine = IdentityEngine()
     controls = EditControls(EditSettings(style="red"))
     stage = EditStage(controls, engine, live=True)
     stage.styles.prepare_blocking("red")
+    engine.prepare_gate = threading.Event()                     # "blue" takes until the test says so
     controls.update(style="blue")
-    t0 = time.perf_counter()
-    first = stage.process(_packets(1)[0])
-    assert time.perf_counter() - t0 < 0.2                       # the 0.4 s preparation runs elsewhere
-    assert first.scene["style"].key == "red"                    # old style kept meanwhile
-    deadline = time.time() + 5
-    while time.time() < deadline:
-        p = stage.process(_packets(1)[0])
-        if p.scene["style"].key == "blue":
-            break
-        time.sleep(0.05)
-    assert p.scene["style"].key == "blue"
+    t0 = time.monotonic()
+    kept = [stage.process(p).scene["style"].key for p in _packets(3)]
+    assert time.monotonic() - t0 < engine.GATE_TIMEOUT / 2      # frames went on while "blue" was blocked
+    assert kept == ["red"] * 3 and not engine.prepare_gate.is_set()
+    engine.prepare_gate.set()
+    _wait_until(lambda: "blue" in engine.prepared)
+    _wait_until(lambda: stage.process(_packets(1)[0]).scene["style"].key == "blue")
     asyncio.run(stage.close())
 
 
@@ -73,20 +79,46 @@ def test_bad_style_is_reported_and_the_previous_style_stays():
 
 
 def test_slow_decoupled_engine_encodes_in_background_live():
-    engine = IdentityEngine(encode_seconds=0.3, decoupled=True)
+    engine = IdentityEngine(decoupled=True)
     controls = EditControls(EditSettings(style="none"))
     stage = EditStage(controls, engine, live=True)
     stage.styles.prepare_blocking("none")
-    t0 = time.perf_counter()
-    scenes = []
-    for p in _packets(12):
-        scenes.append(stage.process(p).scene)
-        time.sleep(0.05)
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 12 * 0.05 + 0.4                            # never waited for a 0.3 s encode
-    assert scenes[0] is None and scenes[-1] is not None         # the latest finished scene is attached
-    assert 1 <= engine.encoded <= 4                             # only the newest crops were encoded
+    engine.encode_gate = threading.Event()                      # the encoder is stuck on the first crop
+    frames = [textured_frame(seed) for seed in range(4)]
+    packets = [packet(i, f, make_face(f)) for i, f in enumerate(frames)]
+    t0 = time.monotonic()
+    assert stage.process(packets[0]).scene is None              # nothing encoded yet: not waited for
+    assert stage.process(packets[1]).scene is None
+    assert time.monotonic() - t0 < engine.GATE_TIMEOUT / 2
+    engine.encode_gate.set()
+    _wait_until(lambda: engine.encoded == 1)
+    _wait_until(lambda: stage._encoder._job.done())
+    latest = stage.process(packets[2]).scene                    # the finished scene, while frame 2 is encoded
+    assert latest["frame"] is frames[0]
+    _wait_until(lambda: engine.encoded == 2)
+    _wait_until(lambda: stage._encoder._job.done())
+    assert stage.process(packets[3]).scene["frame"] is frames[2]   # frame 1 was never encoded: newest only
     asyncio.run(stage.close())
+
+
+def test_close_waits_for_a_slow_preparation_off_the_event_loop():
+    engine = IdentityEngine()
+    controls = EditControls(EditSettings(style="red"))
+    stage = EditStage(controls, engine, live=True)
+    stage.styles.prepare_blocking("red")
+    engine.prepare_gate = threading.Event()
+    controls.update(style="blue")
+    stage.process(_packets(1)[0])                               # "blue" is now being prepared, blocked
+
+    async def main():
+        closing = asyncio.ensure_future(stage.close())
+        for _ in range(5):                                      # the loop keeps running meanwhile
+            await asyncio.sleep(0.01)
+        assert not closing.done()
+        engine.prepare_gate.set()
+        await asyncio.wait_for(closing, engine.GATE_TIMEOUT)
+
+    asyncio.run(main())
 
 
 def test_offline_encodes_every_frame_in_order():
@@ -112,6 +144,22 @@ def test_render_stage_camera_offsets_look_at_lens_and_grid():
     p = render.process(edit.process(_packets(1)[0]))
     assert len(p.render.views) == 3
     assert [round(camera_angles(c)[0]) for c in engine.cameras[-3:]] == [-25, 0, 25]
+
+
+def test_virtual_camera_is_the_tracked_camera_at_zero_offsets():
+    """The face stage's camera aims at the origin, not the pivot: zero offsets must not move the render."""
+    a = np.radians(20.0)
+    turned = camera_from_head_rotation(np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]]))
+    np.testing.assert_allclose(virtual_camera(turned, EditSettings()), turned, atol=1e-6)
+    moved = virtual_camera(turned, EditSettings(yaw=15.0, pitch=-5.0, zoom=1.2))
+    (y0, p0, _), (y1, p1, _) = camera_angles(turned), camera_angles(moved)
+    assert (y1 - y0, p1 - p0) == (pytest.approx(15.0, abs=1e-3), pytest.approx(-5.0, abs=1e-3))
+    assert split_label(moved)[1][0, 0] == pytest.approx(1.2 * split_label(turned)[1][0, 0])
+    grid = EditSettings(mode="grid", grid_yaws=())                # no grid angle: the user's yaw, not a crash
+    engine = IdentityEngine()
+    controls = EditControls(grid)
+    p = RenderStage(controls, engine).process(EditStage(controls, engine).process(_packets(1)[0]))
+    assert len(p.render.views) == 1
 
 
 def test_no_face_gives_no_scene():

@@ -56,11 +56,43 @@ def test_deterministic_mode_is_repeatable_and_stochastic_mode_uses_dropout(small
     assert a.shape == (1, 96, 64, 64)
     small_model.stochastic = True
     try:
+        torch.manual_seed(3)
         b = small_model.encode(image, tokens)
+        after = torch.random.get_rng_state()
     finally:
         small_model.stochastic = False
     assert not torch.allclose(a, b)
     assert not small_model.encoder.training
+    # the official run's only random draw in the encoder: the ASPP dropout mask on B×256×(H/8)×(W/8)
+    torch.manual_seed(3)
+    torch.nn.functional.dropout(torch.ones(1, 256, 16, 16), 0.5, training=True)
+    assert torch.equal(torch.random.get_rng_state(), after)
+
+
+def test_stochastic_render_draws_random_numbers_in_the_official_order(small_model):
+    """Per view, as spec §5.6: two camera randn [B,1], coarse jitter [B,R,48(,1)], importance u [B·R,48]."""
+    from threedpe.camera import eural_to_camera_label
+    from threedpe.renderer import RenderOptions, TriplaneRenderer
+
+    model = ThreeDPE(renderer=TriplaneRenderer(), encoder=small_model.encoder)
+    model.stochastic = True
+    cams = torch.from_numpy(np.stack([eural_to_camera_label(0.0), eural_to_camera_label(0.3)]))
+    opts = RenderOptions(deterministic=False, neural_resolution=4, depth_resolution=6, depth_resolution_importance=5,
+                         superresolution=False)
+    planes = torch.randn(1, 96, 16, 16)
+    torch.manual_seed(5)
+    out = model.render(planes, cams, opts)
+    ours = torch.random.get_rng_state()
+    torch.manual_seed(5)
+    for _ in range(2):                                   # one triplane, two views: two official render calls
+        torch.randn(1, 1), torch.randn(1, 1)
+        torch.rand(1, 16, 6, 1), torch.rand(16, 5)
+    assert torch.equal(torch.random.get_rng_state(), ours)
+    assert out["feature_image"].shape == (2, 32, 4, 4)
+    torch.manual_seed(5)
+    torch.randn(1, 1), torch.randn(1, 1)
+    first = model.renderer(planes, cams[:1], opts)        # the renderer alone, after the camera draws
+    assert torch.equal(first["feature_image"], out["feature_image"][:1])
 
 
 def test_taps_are_reported(small_model):

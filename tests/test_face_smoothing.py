@@ -1,8 +1,10 @@
-"""One-Euro filters: noise is removed when still, motion is followed, rotations stay rotations."""
+"""One-Euro filters: noise is removed when still, motion is followed, rotations stay rotations;
+the clock that feeds them and MediaPipe real, strictly increasing times."""
 import numpy as np
 from scipy.spatial.transform import Rotation
 
 from stages.face.smoothing import OneEuroFilter, RotationOneEuroFilter
+from stages.face.tracker import VideoClock
 
 
 def test_one_euro_removes_jitter_and_follows_a_step():
@@ -32,3 +34,24 @@ def test_rotation_filter_stays_on_so3_and_converges():
         out = f(noisy.as_matrix(), i / 30)
         np.testing.assert_allclose(out @ out.T, np.eye(3), atol=1e-9)
     assert np.degrees((Rotation.from_matrix(out) * target.inv()).magnitude()) < 0.5
+
+
+def test_video_clock_keeps_real_intervals_when_the_source_clock_goes_back():
+    """A clip that loops (pts back to 0) or a restarted stream: timestamps stay strictly increasing
+    and, after one frame interval, go on with the source's own intervals (not 1 ms nudges)."""
+    clock = VideoClock()
+    first = [clock(i / 30) for i in range(30)]                        # 0 … 0.967 s
+    looped = [clock(i / 30) for i in range(30)]                       # the clip starts again at 0
+    ms = [m for m, _ in first + looped]
+    assert np.all(np.diff(ms) > 0)
+    assert [went_back for _, went_back in first + looped].count(True) == 1 and looped[0][1]
+    assert ms[30] - ms[29] == ms[29] - ms[28]                          # the jump costs one frame interval
+    assert np.all(np.abs(np.diff(ms[30:]) - 1000 / 30) <= 1)          # later frames keep their real spacing
+
+
+def test_video_clock_repeated_and_negative_timestamps():
+    clock = VideoClock()
+    assert clock(-2.0) == (0, False)                                  # MediaPipe needs non-negative times
+    assert clock(-1.96) == (40, False)
+    assert clock(-1.96) == (80, False)                                # repeated: one interval on, not a cut
+    assert clock(-1.92) == (120, False)

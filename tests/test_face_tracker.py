@@ -9,8 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
+from pipeline import cli
 from pipeline.packets import FramePacket
 from stages.face import FaceConfig, FaceStage, FaceTracker
+from stages.face.pose import head_rotation
 from stages.source_file import FileSource
 from threedpe.camera import camera_angles
 
@@ -54,6 +56,9 @@ def test_observation_fields_are_filled_and_consistent(tracker, images):
     # s12: the man looks towards image left, i.e. his nose is left of the midpoint of his eyes → yaw > 0
     lm = face.landmarks
     assert lm[1, 0] < (lm[33, 0] + lm[263, 0]) / 2 and face.yaw > 3
+    # docs/cameras.md: the subject's left eye (263) is at image right; the nose axis (the matrix's third
+    # column) points to image left (x < 0) when the nose does
+    assert lm[263, 0] > lm[33, 0] and face.transform[0, 2] < 0
     assert len(face.blendshapes) > 40 and face.transform.shape == (4, 4)
 
 
@@ -61,6 +66,7 @@ def test_frontal_portrait_gives_the_frontal_eg3d_camera(tracker, images):
     """s42 is the most frontal portrait here; its camera must be within 0.2 of EG3D's (0, 0, 2.7) (≈4°)."""
     face = tracker.detect(rgb(images / "s42.jpg")).face
     np.testing.assert_allclose(face.camera[[3, 7, 11]], [0.0, 0.0, 2.7], atol=0.2)
+    np.testing.assert_allclose(head_rotation(face.transform), np.eye(3), atol=0.05)   # docs/cameras.md: ≈ identity
     np.testing.assert_allclose(face.camera[16:], [4.2647, 0, 0.5, 0, 4.2647, 0.5, 0, 0, 1], atol=1e-4)
 
 
@@ -137,6 +143,19 @@ def test_face_command_json(images, tmp_path):
     assert cv2.imread(str(tmp_path / "crop_000000.png")).shape == (512, 512, 3)
 
 
+def test_face_command_bad_model_tiny_image_and_crop_folder_are_one_line_errors(images, tmp_path, capsys):
+    junk, tiny, not_a_folder = tmp_path / "junk.task", tmp_path / "tiny.png", tmp_path / "file"
+    junk.write_text("not a model")
+    cv2.imwrite(str(tiny), np.zeros((8, 8, 3), np.uint8))
+    not_a_folder.write_text("")
+    for argv, says in ((["--input", str(images / "s42.jpg"), "--face-model", str(junk)], "cannot load the face model"),
+                       (["--input", str(tiny)], "H, W ≥ 16"),
+                       (["--input", str(images / "s42.jpg"), "--save-crops", str(not_a_folder)], "--save-crops")):
+        assert cli.main(["face", *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and says in err[0], err
+
+
 def test_face_command_bad_input_is_one_line_error(tmp_path):
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"not a video")
@@ -144,3 +163,60 @@ def test_face_command_bad_input_is_one_line_error(tmp_path):
         out = subprocess.run([sys.executable, "-m", "pipeline.cli", "face", "--input", str(path)],
                              capture_output=True, text=True, timeout=120)
         assert out.returncode == 2 and "Traceback" not in out.stderr and "error:" in out.stderr
+
+
+def _shifted(image, dx):
+    return cv2.warpAffine(image, np.float32([[1, 0, dx], [0, 1, 0]]), image.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
+
+
+def _centre(face):
+    return face.crop_inverse @ [256.0, 256.0, 1.0]
+
+
+def test_a_clock_going_back_or_a_new_resolution_is_a_cut_and_detect_leaves_tracking_alone(images):
+    """After a loop (source time back to 0) or a change of resolution the crop follows the new frame at
+    once; a `detect` call in between (no face in it) must not reset `track`'s smoothing."""
+    frame = rgb(images / "s42.jpg")
+    moved = _shifted(frame, 8.0)
+    with FaceTracker(FaceConfig(smoothing=True)) as tracker:
+        for i in range(10):
+            tracker.track(frame, i / 30)
+        raw_moved = _centre(tracker.detect(moved).face)
+        assert tracker.detect(np.zeros_like(frame)).face is None
+        steady = tracker.track(moved, 10 / 30).face        # the clock goes on: smoothed, lags behind
+        assert np.hypot(*(_centre(steady) - raw_moved)) > 2.0
+        for i in range(10):
+            tracker.track(frame, (11 + i) / 30)
+        looped = tracker.track(moved, 0.0).face             # the clock went back: no smoothing across it
+        assert np.hypot(*(_centre(looped) - raw_moved)) < 1.0
+        larger = cv2.resize(frame, (544, 544), interpolation=cv2.INTER_CUBIC)
+        resized = tracker.track(larger, 1 / 30).face        # a new resolution: no smoothing across it either
+        assert np.hypot(*(_centre(resized) - _centre(tracker.detect(larger).face))) < 1.0
+
+
+def _two_faces(images, left_height, right_height):
+    """A 640×1152 frame: s42 at the left edge, s1 at the right edge, each resized to the given height."""
+    canvas = np.full((640, 1152, 3), 90, np.uint8)
+    for name, height, at_right in (("s42", left_height, False), ("s1", right_height, True)):
+        image = rgb(images / f"{name}.jpg")
+        image = cv2.resize(image, (round(image.shape[1] * height / image.shape[0]), height), interpolation=cv2.INTER_AREA)
+        x = canvas.shape[1] - image.shape[1] if at_right else 0
+        canvas[:height, x:x + image.shape[1]] = image
+    return canvas
+
+
+def test_several_faces_largest_or_index_and_no_gliding_between_them(images):
+    big_left, big_right = _two_faces(images, 512, 400), _two_faces(images, 320, 640)
+    with FaceTracker(FaceConfig(smoothing=True)) as tracker, FaceTracker(FaceConfig(face_index=1)) as second:
+        result = tracker.detect(big_left)
+        assert len(result.faces) == 2 and result.faces[0].box[0] < result.faces[1].box[0]      # left to right
+        assert result.face is result.faces[0]                                                # the largest
+        by_index = second.detect(big_left)
+        assert len(by_index.faces) == 2 and by_index.face is by_index.faces[1]                  # index 1: the right one
+        assert second.detect(rgb(images / "s42.jpg")).face is None                           # no second face
+        raw_right = _centre(tracker.detect(big_right).face)
+        assert raw_right[0] > 700
+        for i in range(5):
+            tracker.track(big_left, i / 30)
+        switched = tracker.track(big_right, 5 / 30).face     # the largest face is now the other person
+        assert np.hypot(*(_centre(switched) - raw_right)) < 2.0

@@ -69,7 +69,7 @@ async def test_runtime_records_ordered_timings_for_every_node_and_each_stage_has
 
 
 async def test_stages_overlap_in_time():
-    stages = [Recorder("a", ms=15), Recorder("b", ms=15)]
+    stages = [Recorder("a", ms=30), Recorder("b", ms=30)]
     sink = ListSink()
     await Graph(SyntheticSource(32, 24, count=12), stages, sink).run()
     # While b works on frame n, a must already be working on frame n+1 somewhere.
@@ -154,11 +154,14 @@ async def test_stop_from_another_thread_ends_an_endless_live_run():
     before = thread_ids()
     stage = Recorder("work", ms=5)
     graph = Graph(SyntheticSource(16, 16, fps=200, count=None, live=True), [stage], NullSink())
-    timer = threading.Timer(0.3, graph.stop)
-    timer.start()
-    metrics = await asyncio.wait_for(graph.run(), timeout=10)
-    timer.join()
-    assert metrics.frames_out > 5 and stage.closed
+    run = asyncio.create_task(graph.run())
+    while graph.metrics.frames_out < 6 and not run.done():
+        await asyncio.sleep(0.01)
+    stopper = threading.Thread(target=graph.stop)
+    stopper.start()
+    metrics = await asyncio.wait_for(run, timeout=10)
+    stopper.join()
+    assert metrics.frames_out >= 6 and stage.closed
     assert_no_leaks(before)
 
 
@@ -175,6 +178,35 @@ async def test_cancelling_run_like_ctrl_c_joins_threads_and_closes_stages():
     assert_no_leaks(before)
 
 
+async def test_shutdown_waits_for_a_running_stage_call_without_blocking_the_event_loop():
+    # A server runs many sessions on one loop: stopping one must not freeze the others for a frame.
+    before = thread_ids()
+    entered = threading.Event()
+
+    class Slow(Recorder):
+        def process(self, packet):
+            entered.set()
+            return super().process(packet)
+
+    stage = Slow("slow", ms=800)
+    task = asyncio.create_task(Graph(SyntheticSource(16, 16, count=None), [stage], NullSink()).run())
+    for _ in range(2):                                 # the second time, an 800 ms call has just begun
+        entered.clear()
+        while not entered.is_set():
+            await asyncio.sleep(0.005)
+    task.cancel()
+    ticks = [time.perf_counter()]
+    while not task.done():
+        await asyncio.sleep(0.01)
+        ticks.append(time.perf_counter())
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert stage.closed
+    assert ticks[-1] - ticks[0] > 0.3                # run() did wait for the call in flight ...
+    assert max(b - a for a, b in zip(ticks, ticks[1:])) < 0.3   # ... while the loop kept running
+    assert_no_leaks(before)
+
+
 async def test_graph_rejects_bad_policy_and_live_queue_size():
     with pytest.raises(ValueError):
         Graph(SyntheticSource(16, 16), [], NullSink(), policy="fast")
@@ -187,10 +219,13 @@ async def test_graph_rejects_bad_policy_and_live_queue_size():
 async def test_snapshot_is_available_while_running():
     graph = Graph(SyntheticSource(16, 16, count=30), [Recorder("w", ms=5)], NullSink())
     task = asyncio.create_task(graph.run())
-    await asyncio.sleep(0.1)
+    while graph.metrics.frames_out == 0 and not task.done():     # no fixed sleep: the machine may be slow
+        await asyncio.sleep(0.005)
     snap = graph.metrics.snapshot()
     await task
-    assert 0 < snap["frames_out"] < 30 and "p95_ms" in snap["stages"]["w"]
+    # 30 frames of at least 5 ms each cannot all be out within one 5 ms poll of the first.
+    assert 0 < snap["frames_out"] < 30 and snap["stages"]["w"]["processed"] >= 1
+    assert snap["stages"]["w"]["p50_ms"] >= 5 and "p95_ms" in snap["stages"]["w"]
 
 
 def test_stream_handoff_is_a_no_op_on_cpu():
@@ -269,3 +304,35 @@ async def test_a_failing_close_after_a_good_run_is_reported_with_the_name():
     with pytest.raises(StageError) as info:
         await Graph(SyntheticSource(16, 16, count=3), [LeakyClose("enc")], NullSink()).run()
     assert info.value.stage == "enc" and isinstance(info.value.__cause__, OSError)
+
+
+async def test_gpu_tensors_handed_on_are_recorded_on_the_consumer_stream_fake_cuda():
+    """A scene tensor made on stage a's stream is marked in use on b's (allocator safety across streams)."""
+    cuda = FakeCuda()
+
+    class FakeGpuTensor:
+        is_cuda = True
+
+        def __init__(self):
+            self.streams = []
+
+        def record_stream(self, stream):
+            self.streams.append(stream)
+
+    tensor = FakeGpuTensor()
+
+    class Make(Stage):
+        name = "make"
+
+        def process(self, packet):
+            packet.scene = {"triplane": tensor, "note": "not a tensor"}
+            return packet
+
+    class Use(Stage):
+        name = "use"
+
+        def process(self, packet):
+            return packet
+
+    await Graph(SyntheticSource(16, 16, count=1), [Make(), Use()], NullSink(), cuda=cuda).run()
+    assert len(tensor.streams) == 2 and tensor.streams[0] is not tensor.streams[1]   # "use" and the sink

@@ -1,5 +1,6 @@
 """Sources and sinks on real media: frame count, pts and audio preserved; odd sizes; image/synthetic/webcam sources."""
 import asyncio
+import time
 from fractions import Fraction
 
 import av
@@ -80,6 +81,9 @@ def test_realtime_run_keeps_source_pts_so_audio_stays_in_sync(clips, tmp_path):
     assert 1 <= dst["frames"] <= 15
     assert set(np.round(dst["pts"], 4)) <= set(np.round(src["pts"], 4))   # kept frames sit at their own times
     assert [p for p, _ in dst["audio"]] == pytest.approx([p for p, _ in src["audio"][:len(dst["audio"])]], abs=1e-4)
+    assert dst["pts"][-1] == pytest.approx(src["pts"][14], abs=1e-4)      # the newest frame is never dropped
+    audio_end = dst["audio"][-1][0] + dst["audio"][-1][1]
+    assert abs(audio_end - (dst["pts"][-1] + 1 / 25)) < 0.05           # audio cut where the video ends
 
 
 def test_audio_that_mp4_cannot_hold_is_transcoded_to_aac(tmp_path):
@@ -152,6 +156,67 @@ async def test_webcam_source_reads_through_opencv_with_a_file_standing_in_for_th
     assert packets[-1] is None and all(p.frame.shape == (512, 512, 3) for p in packets[:5])
     pts = [p.pts for p in packets[:5]]
     assert pts == sorted(pts) and pts[0] == 0 and packets[0].time_base == Fraction(1, 1000)
+
+
+def test_raw_stream_without_timestamps_gets_pts_at_the_stream_rate(tmp_path):
+    raw = tmp_path / "clip.h264"                    # an elementary stream: no container, no pts
+    with av.open(str(raw), "w", format="h264") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        for i in range(20):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 10, np.uint8), format="rgb24")
+            frame.pts = i
+            for p in v.encode(frame):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+    source = FileSource(raw, max_frames=12)
+    assert source.frame_count == 12                 # the container does not know; --max-frames does
+    sink = ListSink()
+    asyncio.run(Graph(source, [], sink).run())
+    assert [p.seconds for p in sink.packets] == pytest.approx([i / 25 for i in range(12)], abs=1e-3)
+    out = tmp_path / "out.mp4"
+    copy_video(raw, out)
+    assert probe(out)["pts"] == pytest.approx([i / 25 for i in range(20)], abs=1e-3)
+
+
+class FakeCapture:
+    """Stands in for cv2.VideoCapture (no camera here): 25 fps delivered, 30 fps claimed."""
+
+    def __init__(self, device):
+        self.props = []
+
+    def isOpened(self):
+        return True
+
+    def set(self, prop, value):
+        self.props.append((prop, value))
+        return True
+
+    def get(self, prop):
+        return 30.0 if prop == cv2.CAP_PROP_FPS else 0.0
+
+    def read(self):
+        time.sleep(1 / 25)
+        return True, np.zeros((48, 64, 3), np.uint8)
+
+    def release(self):
+        pass
+
+
+async def test_webcam_requests_mjpg_and_measures_the_fps_it_delivers_fake_camera(monkeypatch):
+    monkeypatch.setattr(cv2, "VideoCapture", FakeCapture)
+    source = WebcamSource("fake", width=64, height=48, fps=30, measure_frames=8)
+    await source.start()
+    try:
+        assert source.reported_fps == 30.0
+        assert 10 < source.fps <= 25.5                # sleeps only overshoot: never above the real rate
+        props = source._cap.props
+        assert props[0] == (cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
+        assert (cv2.CAP_PROP_FRAME_WIDTH, 64) in props and (cv2.CAP_PROP_FPS, 30) in props
+        assert (source.width, source.height) == (64, 48)
+    finally:
+        await source.close()
 
 
 def test_open_source_picks_the_source_from_the_spec(clips, images):

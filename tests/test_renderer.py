@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from threedpe.checkpoint import CheckpointError
 from threedpe.fill_rule import fill_state_dicts
 from threedpe.renderer import RenderOptions, TriplaneRenderer
 
@@ -69,12 +70,12 @@ def test_image_raw_is_the_first_three_feature_channels(rendered):
 def test_strict_load_names_the_first_bad_key(renderer):
     good = renderer.state_dict()
     wrong_shape = {**good, "decoder.net.0.weight": torch.zeros(64, 31)}
-    with pytest.raises(ValueError, match=r"decoder\.net\.0\.weight.*\[64, 31\].*\[64, 32\]"):
+    with pytest.raises(CheckpointError, match=r"decoder\.net\.0\.weight.*\[64, 31\].*\[64, 32\]"):
         TriplaneRenderer().load_state_dict(wrong_shape)
     missing = {k: v for k, v in good.items() if k != "superresolution.block1.torgb.bias"}
-    with pytest.raises(ValueError, match=r"missing key 'superresolution\.block1\.torgb\.bias'"):
+    with pytest.raises(CheckpointError, match=r"missing key 'superresolution\.block1\.torgb\.bias'"):
         TriplaneRenderer().load_state_dict(missing)
-    with pytest.raises(ValueError, match=r"unexpected key 'module\.const'"):
+    with pytest.raises(CheckpointError, match=r"unexpected key 'module\.const'"):
         TriplaneRenderer().load_state_dict({**good, "module.const": good["const"]})
 
 

@@ -195,3 +195,14 @@ def test_rays_go_through_pixel_centres_of_the_frontal_camera():
     torch.testing.assert_close(dirs[0, 0], d / d.norm(), rtol=0, atol=1e-6)
     slope_y = dirs[0, :, 1] / dirs[0, :, 2]
     assert dirs[0, 1, 0] > dirs[0, 0, 0] and torch.isclose(slope_y[1], slope_y[0])   # row-major: next is a column
+
+
+def test_rays_stay_float32_under_autocast():
+    """Autocast (CPU bf16 here, CUDA fp16 live) must not reach the ray directions: a 1e-3 bend is a texel."""
+    from threedpe.camera import eural_to_camera_label
+    label = torch.from_numpy(eural_to_camera_label(0.3, -0.1))[None]
+    plain = sample_rays(label, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        autocast = sample_rays(label, 8)
+    for a, b in zip(autocast, plain):
+        assert a.dtype == torch.float32 and torch.equal(a, b)

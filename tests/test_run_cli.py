@@ -1,6 +1,7 @@
 """`live3dpe run` end to end: real clip through the CLI, metrics JSON, progress bar, preview error, Ctrl-C."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,6 +11,8 @@ import av
 import pytest
 
 from pipeline.cli import main as cli
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def video_pts(path, limit=None):
@@ -71,3 +74,27 @@ def test_ctrl_c_stops_a_live_run_cleanly_and_the_file_is_still_playable(tmp_path
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and stderr.strip().splitlines()[-1] == "live3dpe run: interrupted"
     assert len(video_pts(out)) > 0
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_test_installs_once_then_only_when_pyproject_changes(tmp_path):
+    # The real Makefile against a stand-in .venv whose python/pip only log their arguments.
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy(os.path.join(REPO, name), tmp_path / name)
+    bin_dir, log = tmp_path / ".venv" / "bin", tmp_path / "calls.log"
+    bin_dir.mkdir(parents=True)
+    for tool in ("python", "pip"):
+        (bin_dir / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> "{log}"\n')
+        (bin_dir / tool).chmod(0o755)
+
+    def make_test():
+        subprocess.run(["make", "-s", "test"], cwd=tmp_path, check=True, capture_output=True, timeout=60)
+        calls = log.read_text().splitlines()
+        log.unlink()
+        return calls
+
+    assert make_test() == ["pip install -q -e .[dev]", "python -m pytest -q"]
+    assert make_test() == ["python -m pytest -q"]                  # second run: no reinstall
+    later = (tmp_path / ".venv" / ".installed").stat().st_mtime + 10
+    os.utime(tmp_path / "pyproject.toml", (later, later))
+    assert make_test() == ["pip install -q -e .[dev]", "python -m pytest -q"]

@@ -87,7 +87,7 @@ def test_cam_opens_the_virtual_camera_before_the_webcam_fake_backend(fake_backen
     from webrtc.virtualcam_command import main
 
     args = build_parser(only="cam").parse_args(["cam", "--virtual-camera", "--device", "57"])
-    with pytest.raises(UserError, match="webcam 57 not found.*--device N"):
+    with pytest.raises(UserError, match=r"camera 57 does not exist.*ls /dev/video"):
         main(args, backend=fake_backend)
     assert "fake-virtual-camera" in capsys.readouterr().out
     assert FakeVirtualCameraBackend.instances[-1].closed

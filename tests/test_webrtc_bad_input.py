@@ -6,8 +6,10 @@ tests are about the server, not the edit; the edit itself is covered in test_web
 from __future__ import annotations
 
 import asyncio
+import struct
 import threading
 import time
+import zlib
 
 import aiohttp
 import cv2
@@ -61,6 +63,14 @@ def png_bytes(size=64) -> bytes:
     return cv2.imencode(".png", image)[1].tobytes()
 
 
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width×height (a decompression bomb decodes to gigabytes)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(4096)))
+
+
 @pytest.fixture(scope="module")
 def clip_frames(clips):
     return decode_clip(clips / "d10.mp4", limit=60)[0]
@@ -78,6 +88,8 @@ async def test_malformed_offers_get_400_with_a_message():
             (b'["a list"]', "application/json"),
             (b'{"type": "offer"}', "application/json"),
             (b'{"sdp": "v=0", "type": "answer"}', "application/json"),
+            (b"[" * 100_000, "application/json"),          # nesting deeper than the JSON parser's recursion
+            (b'{"sdp": "v=0\\r\\nm=video 9 x 96\\r\\nm=video 9 x 96\\r\\n", "type": "offer"}', "application/json"),
             (b'{"sdp": "garbage m=video garbage", "type": "offer"}', "application/json"),
             (b'{"sdp": "v=0\\r\\no=- 0 0 IN IP4 127.0.0.1\\r\\ns=-\\r\\nt=0 0\\r\\nm=video 9 UDP/TLS/RTP/SAVPF 96\\r\\n", '
              b'"type": "offer"}', "application/json"),
@@ -122,6 +134,11 @@ async def test_uploads_checked_by_size_and_content():
             assert r.status == 400 and "PNG, JPEG or WebP" in (await r.json())["error"]
         async with http.post(f"{url}/prompt", data=png_bytes()[:40]) as r:
             assert r.status == 400 and "decoded" in (await r.json())["error"]
+        async with http.post(f"{url}/prompt", data=png_claiming(30_000, 30_000)) as r:   # would inflate to 2.7 GB
+            assert r.status == 400 and "4096 pixels" in (await r.json())["error"]
+        for content_type in ("multipart/form-data", "multipart/form-data; boundary=xyz"):   # no / wrong boundary
+            async with http.post(f"{url}/prompt", data=b"junk", headers={"Content-Type": content_type}) as r:
+                assert r.status == 400 and "multipart" in (await r.json())["error"]
         form = aiohttp.FormData()
         form.add_field("image", png_bytes(), filename="x.bin", content_type="application/octet-stream")
         async with http.post(f"{url}/prompt", data=form) as r:
@@ -132,15 +149,16 @@ async def test_uploads_checked_by_size_and_content():
 
 
 async def test_over_capacity_gets_503_and_freed_slots_are_reused(clip_frames):
-    async with running_server(config(token=None, max_peers=1)) as (app, url):
+    # Watchdogs far away, so only the hang-up itself can release the peer within the wait below.
+    limits = PeerLimits(connect_timeout_s=60.0, input_timeout_s=60.0, disconnect_grace_s=60.0)
+    async with running_server(config(token=None, max_peers=1, limits=limits)) as (app, url):
         first = await connect(url, camera(clip_frames, 300))
         with pytest.raises(ConnectionError, match="503.*full"):
             await connect(url, camera(clip_frames, 30))
         await first.wait_frames(3, timeout=20)
         await first.close()
-        # A connected peer that hangs up is released at once (DTLS close), well before the 4 s
-        # connect watchdog that catches peers which never connected.
-        assert await wait_until(lambda: not app[PEERS].sessions, timeout=2.5)
+        # A connected peer that hangs up is released at once (DTLS close / data channel close).
+        assert await wait_until(lambda: not app[PEERS].sessions, timeout=5)
         again = await connect(url, camera(clip_frames, 60))
         await again.wait_frames(3, timeout=20)
         assert len(again.frames) >= 3
@@ -186,6 +204,10 @@ async def test_bad_control_messages_are_answered_not_fatal(clip_frames):
         assert "unknown" in status["message"]
         client.send(prompt="deadbeef")
         assert await client.wait_message(lambda m: m["type"] == "error" and "prompt" in m["message"], 5)
+        client.send(prompt="0123456789abcdef0123")         # well-formed, never uploaded
+        assert await client.wait_message(lambda m: m["type"] == "error" and "upload it again" in m["message"], 5)
+        client.send(style="image:/etc/hostname.png")       # a path on the server: refused, never read
+        assert await client.wait_message(lambda m: m["type"] == "error" and "preset name" in m["message"], 5)
         n = len(client.frames)
         await client.wait_frames(n + 3, timeout=10)
         assert len(client.frames) >= n + 3              # the stream kept going

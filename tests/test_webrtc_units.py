@@ -29,13 +29,21 @@ def test_control_messages_parse_validate_and_clamp():
                                         "look_at_lens": True, "style": "  marble "}))
     assert request.changes == {"yaw": 90.0, "pitch": -3.5, "mode": "grid", "look_at_lens": True}
     assert request.style == "marble" and request.prompt_id is None
-    assert parse_message('{"type": "set", "prompt": "abc123"}').prompt_id == "abc123"
-    for bad, words in [("nope", "not JSON"), ("[1]", "type"), ('{"type": "get"}', "type"),
+    assert parse_message('{"type": "set", "prompt": "0123456789abcdef0123"}').prompt_id == "0123456789abcdef0123"
+    assert parse_message('{"type": "set", "style": "Bronze, weathered (old)"}').style == "Bronze, weathered (old)"
+    for bad, words in [("[" * 50_000, "not JSON"),
+                       ('{"type": "set", "prompt": "abc123"}', "prompt"),
+                       ('{"type": "set", "prompt": "%s"}' % ("a" * 300), "prompt"),
+                       # engines read these as image files on the server: never from the network
+                       ('{"type": "set", "style": "image:/etc/secret.png"}', "preset name"),
+                       ('{"type": "set", "style": "../photo.jpg"}', "preset name"),
+                       ('{"type": "set", "style": "~/me.png"}', "preset name"),
+                       ('{"type": "set", "style": "face.png"}', "preset name"),("nope", "not JSON"), ("[1]", "type"), ('{"type": "get"}', "type"),
                        ('{"type": "set", "yaw": "left"}', "yaw"), ('{"type": "set", "yaw": NaN}', "yaw"),
                        ('{"type": "set", "enabled": 1}', "enabled"), ('{"type": "set", "mode": "mosaic"}', "mode"),
                        ('{"type": "set", "colour": 1}', "unknown"), ('{"type": "set", "prompt": "../x"}', "prompt"),
                        ('{"type": "set", "style": ""}', "style"),
-                       ('{"type": "set", "style": "a", "prompt": "b"}', "either")]:
+                       ('{"type": "set", "style": "a", "prompt": "0123456789abcdef0123"}', "either")]:
         with pytest.raises(ControlError, match=words):
             parse_message(bad)
 
@@ -80,7 +88,9 @@ async def test_incoming_source_keeps_only_the_newest_frame_and_counts_skips():
     track = ClipCameraTrack(frames, fps=1000.0, loop=False)          # faster than anyone reads
     source = IncomingVideoSource(track)
     await source.start()
-    await asyncio.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while source.received < 10 and time.monotonic() < deadline:     # all ten arrive before anyone reads
+        await asyncio.sleep(0.01)
     packet = await asyncio.to_thread(source.read)
     assert packet.frame[0, 0, 0] == 180 and packet.seq == 0         # the newest, not the oldest
     assert packet.pts == track.sent * 90 - 90 and packet.time_base.denominator == 90000
@@ -97,6 +107,7 @@ def test_non_local_bind_without_token_warns_and_generates_one():
     token = resolve_token("0.0.0.0", None, out)
     assert token and len(token) >= 24 and "WARNING" in out.getvalue()
     assert page_url("0.0.0.0", 8080, token) == f"http://127.0.0.1:8080/?token={token}"
+    assert page_url("0.0.0.0", 8080, "a&b c") == "http://127.0.0.1:8080/?token=a%26b%20c"
 
 
 def free_port() -> int:

@@ -74,29 +74,34 @@ def apply_offsets(label: np.ndarray, yaw: float = 0.0, pitch: float = 0.0, roll:
                   zoom: float = 1.0) -> np.ndarray:
     """A virtual camera: the tracked camera moved by yaw/pitch/roll offsets (degrees) and zoomed.
 
-    The camera stays on its sphere (same distance from the origin) and keeps looking along a line
-    through the same point at the pivot's depth; zoom scales the focal length.
+    The camera orbits the origin as `orbit_label` cameras do, carrying its own aim along: the rigid
+    motion from the orbit camera at the label's angles to the one at the offset angles is applied to
+    the label's pose, so zero offsets give the label back exactly (whatever point it looks at) and
+    the offsets add to `camera_angles`. Zoom scales the focal length.
     """
     pose, K = split_label(label)
     y0, p0, r0 = camera_angles(label)
     radius = float(np.linalg.norm(pose[:3, 3]))
-    out = orbit_label(y0 + yaw, p0 + pitch, r0 + roll, 1.0, radius, K[0, 0])
-    out_pose, out_K = split_label(out)
-    out_K[0, 0], out_K[1, 1], out_K[0, 2], out_K[1, 2] = K[0, 0] * zoom, K[1, 1] * zoom, K[0, 2], K[1, 2]
-    return make_label(out_pose, out_K)
+    start, _ = split_label(orbit_label(y0, p0, r0, 1.0, radius))
+    moved, _ = split_label(orbit_label(y0 + yaw, p0 + pitch, r0 + roll, 1.0, radius))
+    out_K = K.copy()
+    out_K[0, 0], out_K[1, 1] = K[0, 0] * zoom, K[1, 1] * zoom
+    return make_label(moved @ np.linalg.inv(start) @ pose, out_K)
 
 
 def camera_from_head_rotation(rotation: np.ndarray, radius: float = RADIUS, focal: float = FOCAL_DATASET) -> np.ndarray:
     """Label of the camera that sees a head rotated by `rotation` (3×3, EG3D world axes) from the frontal view.
 
     A head turned by R in front of a fixed camera looks the same as a fixed head seen by a camera
-    moved by Rᵀ around it; the camera looks at the origin.
+    moved by Rᵀ around it. That camera is put on the `radius` sphere at those angles (roll included)
+    and aimed at the pivot, like EG3D's dataset and look-at cameras.
     """
     Rt = np.asarray(rotation, np.float64).T
     pose = np.eye(4)
     pose[:3, :3] = Rt @ np.diag([1.0, -1.0, -1.0])
     pose[:3, 3] = Rt @ np.array([0.0, 0.0, radius])
-    return make_label(pose, intrinsics(focal))
+    yaw, pitch, roll = camera_angles(make_label(pose, intrinsics(focal)))
+    return orbit_label(yaw, pitch, roll, 1.0, radius, focal)
 
 
 def eg3d_lookat_pose(h: float, v: float, radius: float = RADIUS, lookat: np.ndarray = PIVOT) -> np.ndarray:

@@ -29,13 +29,20 @@ class Bundle:
         manifest_path, vectors_path = self.folder / "manifest.json", self.folder / "vectors.npz"
         if not manifest_path.is_file() or not vectors_path.is_file():
             raise UserError(f"{self.folder} is not a conformance bundle: it needs manifest.json and vectors.npz")
-        self.manifest = json.loads(manifest_path.read_text())
-        if self.manifest.get("format") != FORMAT:
-            raise UserError(f"{manifest_path}: format {self.manifest.get('format')!r} is not {FORMAT!r}")
-        self._vectors = np.load(vectors_path)
+        try:
+            self.manifest = json.loads(manifest_path.read_text())
+            self._vectors = np.load(vectors_path)
+        except (ValueError, OSError) as exc:                # JSONDecodeError is a ValueError; so is a bad npz
+            raise UserError(f"{self.folder}: unreadable bundle ({type(exc).__name__}: {exc})") from None
+        if not isinstance(self.manifest, dict) or self.manifest.get("format") != FORMAT:
+            found = self.manifest.get("format") if isinstance(self.manifest, dict) else None
+            raise UserError(f"{manifest_path}: format {found!r} is not {FORMAT!r}")
 
     def array(self, name: str) -> np.ndarray:
         return self._vectors[name]
+
+    def has(self, name: str) -> bool:
+        return name in self._vectors.files
 
     @property
     def tolerances(self) -> dict[str, dict[str, float]]:
@@ -83,6 +90,9 @@ def compare(taps: dict[str, np.ndarray], bundle: Bundle) -> list[ArrayResult]:
         tap, kind = tap_of(name)
         res = ArrayResult(name, tap, float(tol["atol"]), float(tol["rtol"]))
         results.append(res)
+        if not bundle.has(name):
+            res.status, res.note = "FAIL", "listed in the manifest but not in vectors.npz"
+            continue
         if tap not in taps:
             continue
         ref = bundle.array(name).astype(np.float64)

@@ -45,7 +45,9 @@ class ThreeDPE(nn.Module):
 
     Deterministic eval mode by default (ASPP dropout off, the renderer's deterministic ray sampling: the
     conformance mode). `stochastic = True` gives the official script's behaviour (encoder in train mode,
-    random ray sampling) for comparison. `precision` autocasts on CUDA only; CPU always runs float32.
+    random ray sampling) for comparison, drawing random numbers in the official order (spec §5.6: dropout
+    mask; then per view two camera randn, coarse jitter, importance u). `precision` autocasts on CUDA
+    only; CPU always runs float32.
     """
 
     def __init__(self, renderer: nn.Module | None | str = "default", *, encoder: EditingEncoder | None = None,
@@ -182,12 +184,25 @@ class ThreeDPE(nn.Module):
 
     @torch.no_grad()
     def render(self, triplane: torch.Tensor, cameras: torch.Tensor, opts=None) -> dict[str, torch.Tensor]:
-        """Render [B,96,256,256] planes from [B,25] camera labels (renderer output dict, float32)."""
+        """Render [B,96,256,256] planes from [B,25] camera labels, or one triplane from [C,25] cameras
+        (renderer output dict, float32)."""
         if self.renderer is None:
             raise RuntimeError("threedpe.renderer is not installed in this build; cannot render")
         if opts is None:
             from threedpe.renderer import RenderOptions
             opts = RenderOptions(deterministic=not self.stochastic)
-        with self._autocast():
-            out = self.renderer(triplane.to(self.device), cameras.to(self.device, torch.float32), opts)
+        triplane, cameras = triplane.to(self.device), cameras.to(self.device, torch.float32)
+        views = [(triplane, cameras)]
+        if not opts.deterministic and triplane.shape[0] == 1 and cameras.ndim == 2 and cameras.shape[0] > 1:
+            views = [(triplane, cameras[i:i + 1]) for i in range(cameras.shape[0])]   # official: one call per view
+        outs = []
+        for planes, cams in views:
+            if not opts.deterministic:
+                # The official `eural_to_camera` draws two randn [B,1] (yaw, pitch; times a zero std) before
+                # every render: drawn here too, so a seeded run consumes the RNG exactly as the official one.
+                for _ in range(2):
+                    torch.randn(planes.shape[0], 1, device=self.device, generator=opts.generator)
+            with self._autocast():
+                outs.append(self.renderer(planes, cams, opts))
+        out = {k: torch.cat([o[k] for o in outs]) for k in outs[0]} if len(outs) > 1 else outs[0]
         return {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in out.items()}

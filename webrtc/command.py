@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -41,7 +42,7 @@ def resolve_token(host: str, token: str | None, out=sys.stderr) -> str | None:
 def page_url(host: str, port: int, token: str | None) -> str:
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     shown = f"[{shown}]" if ":" in shown else shown
-    return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+    return f"http://{shown}:{port}/" + (f"?token={quote(token, safe='')}" if token else "")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -54,6 +55,8 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"--port must be within 1..65535, not {args.port}")
     if args.max_peers < 1:
         raise UserError("--max-peers must be at least 1")
+    if args.token is not None and not args.token.strip():
+        raise UserError("--token must not be empty (leave it out on 127.0.0.1; elsewhere one is generated)")
     token = resolve_token(args.host, args.token)
     # Fail now, not when the first browser connects: find (or download) the face model and load the
     # engine once (its weights stay cached for every peer).

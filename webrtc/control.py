@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.config import COMPOSITE_MODES, FACE_LOST_POLICIES
+from webrtc.prompts import is_prompt_id
 
-# Setting name → (type, lower, upper); the page can change exactly these while streaming.
+# Setting name → (lower, upper), values clamped into it; the page can change exactly these while streaming.
 NUMERIC_SETTINGS = {
     "yaw": (-90.0, 90.0), "pitch": (-60.0, 60.0), "roll": (-90.0, 90.0), "zoom": (0.25, 4.0),
     "hold_seconds": (0.0, 10.0), "fade_seconds": (0.0, 10.0),
@@ -24,6 +26,10 @@ NUMERIC_SETTINGS = {
 BOOL_SETTINGS = ("look_at_lens", "enabled")
 CHOICE_SETTINGS = {"mode": COMPOSITE_MODES, "on_face_lost": FACE_LOST_POLICIES}
 MAX_STYLE_TEXT = 200
+# A style from the page is a preset name or a description. Engines read "image:<path>" and file names
+# as images on the server's disk, so no path characters (. / \ : ~) may come in over the network;
+# images come in through POST /prompt.
+STYLE_TEXT = re.compile(r"[\w \-',!?&()+]+")
 
 HEALTH_STATES = ("online", "degraded input", "degraded inference", "offline")
 
@@ -45,7 +51,7 @@ def parse_message(text: str | bytes) -> ControlRequest:
     """Validate one data-channel message; raise ControlError saying what is wrong."""
     try:
         message = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:         # UnicodeDecodeError is a ValueError
         raise ControlError(f"control message is not JSON: {exc}") from None
     if not isinstance(message, dict) or message.get("type") != "set":
         raise ControlError('control message must be a JSON object with "type": "set"')
@@ -56,9 +62,12 @@ def parse_message(text: str | bytes) -> ControlRequest:
         if key == "style":
             if not isinstance(value, str) or not value.strip() or len(value) > MAX_STYLE_TEXT:
                 raise ControlError(f"style must be a non-empty string of at most {MAX_STYLE_TEXT} characters")
+            if not STYLE_TEXT.fullmatch(value):
+                raise ControlError("style must be a preset name or a description in words (letters, digits, "
+                                   "spaces, - ' , ! ? & ( ) +); upload an image to use it as the style")
             request.style = value.strip()
         elif key == "prompt":
-            if not isinstance(value, str) or not value.isalnum():
+            if not is_prompt_id(value):
                 raise ControlError("prompt must be the id returned by POST /prompt")
             request.prompt_id = value
         elif key in NUMERIC_SETTINGS:

@@ -71,7 +71,7 @@ class PeerSession:
         self.error: str | None = None
         self.closed = asyncio.Event()
         self._closing = False
-        self._started = time.monotonic()
+        self._connected_at: float | None = None        # perf_counter when ICE+DTLS first connected
         pc.on("track", self._on_track)
         pc.on("datachannel", self._on_datachannel)
         pc.on("connectionstatechange", self._on_connection_state)
@@ -199,7 +199,10 @@ class PeerSession:
         window: dict[str, tuple[float, int, int]] = {}
         while not self._closing:
             await asyncio.sleep(self._limits.stats_interval_s)
-            if time.perf_counter() - self.source.last_input_time > self._limits.input_timeout_s:
+            if self._connected_at is None:             # still connecting: the connect watchdog's job
+                continue
+            last_input = max(self.source.last_input_time, self._connected_at)
+            if time.perf_counter() - last_input > self._limits.input_timeout_s:
                 self._spawn(self.close("no camera frames: peer gone"))
                 return
             if self._channel is not None and self._channel.readyState == "open":
@@ -212,6 +215,8 @@ class PeerSession:
     # --- lifetime -----------------------------------------------------------------------------
     async def _on_connection_state(self) -> None:
         state = self.pc.connectionState
+        if state == "connected" and self._connected_at is None:
+            self._connected_at = time.perf_counter()
         if state in ("failed", "closed"):
             await self.close(f"connection {state}")
         elif state == "disconnected":
@@ -240,24 +245,26 @@ class PeerSession:
             return
         self._closing = True
         log.info("peer %s closing: %s", self.id, reason)
-        if self.graph is not None:
-            self.graph.stop()
-        if self.source is not None:
-            self.source.end()                          # unblock the source thread's read()
-        if self._graph_task is not None:
-            await asyncio.wait({self._graph_task}, timeout=5.0)
-        self.output.stop()
-        await self.pc.close()
-        if self.source is not None:
-            await self.source.close()
-        self._prepare_pool.shutdown(wait=False, cancel_futures=True)
-        current = asyncio.current_task()
-        for task in list(self._tasks):
-            if task is not current and task is not self._graph_task:
-                task.cancel()
-        self.closed.set()
-        if self._on_closed is not None:
-            self._on_closed(self)
+        try:
+            if self.graph is not None:
+                self.graph.stop()
+            if self.source is not None:
+                self.source.end()                      # unblock the source thread's read()
+            if self._graph_task is not None:
+                await asyncio.wait({self._graph_task}, timeout=5.0)
+            self.output.stop()
+            await self.pc.close()
+            if self.source is not None:
+                await self.source.close()
+        finally:                                       # whatever failed above, free the slot and the waiters
+            self._prepare_pool.shutdown(wait=False, cancel_futures=True)
+            current = asyncio.current_task()
+            for task in list(self._tasks):
+                if task is not current and task is not self._graph_task:
+                    task.cancel()
+            self.closed.set()
+            if self._on_closed is not None:
+                self._on_closed(self)
 
 
 def _round(value: float) -> float | None:

@@ -11,8 +11,8 @@ if TYPE_CHECKING:
 
 
 def edit_pipeline_factory(engine_config: EngineConfig, face_config: "FaceConfig | None" = None):
-    """Return `make_pipeline(controls) -> (stages, engine)` for the server; each peer gets its own
-    engine and face tracker (model weights are shared by the engine cache, state is not)."""
+    """Return `make_pipeline(controls, on_style_error) -> (stages, engine)` for the server; each peer gets
+    its own engine and face tracker (3dpe weights are shared by path, per-stream state is not)."""
     from stages.chain import build_edit_stages, create_engine
     from stages.face import FaceConfig
 

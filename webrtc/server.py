@@ -9,7 +9,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import BodyPartReader, MultipartReader, web
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from pipeline.config import EditSettings
@@ -117,7 +117,7 @@ async def offer(request: web.Request) -> web.Response:
         await pc.setLocalDescription(answer)
     except Exception as exc:                 # aiortc raises ValueError & co. on SDP it cannot use
         await session.close("bad offer")
-        raise json_error(web.HTTPBadRequest, f"cannot use this offer: {exc}") from None
+        raise json_error(web.HTTPBadRequest, f"cannot use this offer: {str(exc) or type(exc).__name__}") from None
     try:
         session.start()
     except Exception as exc:
@@ -133,12 +133,15 @@ async def _read_offer(request: web.Request) -> RTCSessionDescription:
         raise json_error(web.HTTPRequestEntityTooLarge, "offer too large")
     try:
         body = await request.json()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):    # RecursionError: deeply nested JSON; UnicodeDecodeError is a ValueError
         raise json_error(web.HTTPBadRequest, 'body must be JSON {"sdp": ..., "type": "offer"}') from None
     if not isinstance(body, dict) or not isinstance(body.get("sdp"), str) or body.get("type") != "offer":
         raise json_error(web.HTTPBadRequest, 'body must be JSON {"sdp": "<SDP text>", "type": "offer"}')
-    if "m=video" not in body["sdp"]:
+    videos = body["sdp"].count("m=video")
+    if videos == 0:
         raise json_error(web.HTTPBadRequest, "the offer has no video section: the page must send a camera")
+    if videos > 1:                          # a second camera would never be read: its queue would grow forever
+        raise json_error(web.HTTPBadRequest, f"the offer has {videos} video sections: send one camera")
     return RTCSessionDescription(sdp=body["sdp"], type="offer")
 
 
@@ -151,7 +154,7 @@ async def prompt(request: web.Request) -> web.Response:
                          f"image prompt too large: the limit is {config.max_upload_bytes} bytes")
     try:
         data = await _read_upload(request, config.max_upload_bytes)
-        prompt_id = request.app[PROMPTS].add(data)
+        prompt_id = await asyncio.to_thread(request.app[PROMPTS].add, data)    # decoding must not stall the peers
     except PromptError as exc:
         status = web.HTTPRequestEntityTooLarge if "too large" in str(exc) else web.HTTPBadRequest
         raise json_error(status, str(exc)) from None
@@ -160,21 +163,29 @@ async def prompt(request: web.Request) -> web.Response:
 
 async def _read_upload(request: web.Request, limit: int) -> bytes:
     if request.content_type.startswith("multipart/"):
-        reader = await request.multipart()
-        async for part in reader:
-            if part.name == "image":
-                data = bytearray()
-                while chunk := await part.read_chunk(64 * 1024):
-                    data += chunk
-                    if len(data) > limit:
-                        raise PromptError(f"image prompt too large: the limit is {limit} bytes")
-                return bytes(data)
-        raise PromptError('multipart upload needs a file field named "image"')
+        try:
+            return await _read_image_part(await request.multipart(), limit)
+        except PromptError:
+            raise
+        except ValueError as exc:           # aiohttp: no boundary, or a body that does not follow it
+            raise PromptError(f"malformed multipart upload ({exc})") from None
     try:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PromptError(f"image prompt too large: the limit is {limit} bytes") from None
 
+
+async def _read_image_part(reader: MultipartReader, limit: int) -> bytes:
+    """The bytes of the field named `image`, read in chunks and refused as soon as they pass `limit`."""
+    async for part in reader:
+        if part.name == "image" and isinstance(part, BodyPartReader):
+            data = bytearray()
+            while chunk := await part.read_chunk(64 * 1024):
+                data += chunk
+                if len(data) > limit:
+                    raise PromptError(f"image prompt too large: the limit is {limit} bytes")
+            return bytes(data)
+    raise PromptError('multipart upload needs a file field named "image"')
 
 
 @contextlib.asynccontextmanager

@@ -107,7 +107,6 @@ class EditedVideoTrack(MediaStreamTrack):
         except RuntimeError:
             pass                         # the loop is closing: the peer is gone
 
-
     def _store(self, item) -> None:
         if self._latest is not None:
             self.replaced += 1

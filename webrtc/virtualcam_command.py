@@ -86,8 +86,4 @@ def main(args: argparse.Namespace, backend: str | None = None) -> int:
 def open_webcam(args: argparse.Namespace):
     from stages.source_webcam import WebcamSource
 
-    try:
-        return WebcamSource(args.camera, args.width, args.height, args.fps, max_frames=args.max_frames)
-    except UserError:
-        raise UserError(f"webcam {args.camera} not found (no /dev/video{args.camera}); "
-                        "list cameras with `ls /dev/video*` and pass --device N") from None
+    return WebcamSource(args.camera, args.width, args.height, args.fps, max_frames=args.max_frames)

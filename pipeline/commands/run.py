@@ -15,6 +15,7 @@ from pipeline.metrics import RunMetrics
 from pipeline.stage import Sink, Source, Stage
 from stages.sink_file import FileSink
 from stages.sink_preview import PreviewSink
+from stages.source_webcam import parse_camera
 from stages.sources import open_source
 
 
@@ -45,13 +46,15 @@ def build_stages(args: argparse.Namespace) -> list[Stage]:
     """The edit chain between source and sink (engine classic by default; 3dpe when weights are given)."""
     from stages.chain import build_stages_from_args
 
-    camera = str(args.input).isdigit() or str(args.input).startswith("camera:")
+    camera = parse_camera(args.input) is not None
     return build_stages_from_args(args, live=bool(args.realtime or camera))
 
 
 def build_source(args: argparse.Namespace) -> Source:
     if args.max_frames is not None and args.max_frames < 1:
         raise UserError("--max-frames must be at least 1")
+    if not args.fps > 0:
+        raise UserError(f"--fps must be above 0, not {args.fps:g}")
     return open_source(args.input, realtime=args.realtime, max_frames=args.max_frames,
                        repeat=args.repeat, fps=args.fps)
 
@@ -70,18 +73,22 @@ def build_sink(args: argparse.Namespace, source: Source) -> Sink:
 
 async def run_graph(graph: Graph, total: int | None, progress: bool = True) -> RunMetrics:
     """Run the graph with a tqdm bar fed from its live metrics."""
-    bar = tqdm(total=total, unit="frame", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    bar: tqdm | None = None
     task = asyncio.create_task(graph.run())
     try:
         while not task.done():
             await asyncio.wait({task}, timeout=0.2)
-            bar.update(graph.metrics.frames_out - bar.n)
+            if bar is None and graph.metrics.frames_in:   # not before: a start-up error stays one line
+                bar = tqdm(total=total, unit="frame", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+            if bar is not None:
+                bar.update(graph.metrics.frames_out - bar.n)
         return task.result()
     finally:
         if not task.done():        # Ctrl-C: let the graph shut down its threads before we return
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        bar.close()
+        if bar is not None:
+            bar.close()
 
 
 def main(args: argparse.Namespace) -> int:

@@ -165,6 +165,7 @@ class EditStage(Stage):
         return packet
 
     async def close(self) -> None:
-        self.styles.close()
+        # joining the workers waits for a preparation or encode in flight: not on the event loop
+        await asyncio.to_thread(self.styles.close)
         if self._encoder is not None:
-            self._encoder.close()
+            await asyncio.to_thread(self._encoder.close)

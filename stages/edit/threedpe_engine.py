@@ -15,7 +15,6 @@ import torch
 
 from pipeline.config import EngineConfig
 from pipeline.device import resolve_device
-from pipeline.errors import UserError
 from pipeline.packets import FaceObservation, RenderResult
 from stages.edit.engine import Style
 
@@ -29,22 +28,21 @@ _models_lock = threading.Lock()
 
 def shared_model(config: EngineConfig, device: str) -> Any:
     """The ThreeDPE model for `config`, loaded once per (weights path or random seed, device)."""
+    from threedpe.checkpoint import resolve_weights
     from threedpe.model import ThreeDPE
 
     if config.random_weights:
         seed = int(config.extra.get("seed", 0))
         key = (f"random:{seed}", device)
-    elif config.weights:
-        key = (os.path.realpath(config.weights), device)
     else:
-        raise UserError("the 3dpe engine needs weights: --weights /path/to/3dpe.pt (or --random-weights for a "
-                        "labelled test run)")
+        weights = resolve_weights(config.weights)      # --weights → $LIVE3DPE_WEIGHTS → the default folder
+        key = (os.path.realpath(weights), device)
     with _models_lock:
         if key not in _models:
             if config.random_weights:
                 model = ThreeDPE.random(seed=seed, device=device)
             else:
-                model = ThreeDPE.load(config.weights, device=device, trust_pickle=config.trust_pickle)
+                model = ThreeDPE.load(weights, device=device, trust_pickle=config.trust_pickle)
             if hasattr(model, "eval"):
                 model.eval()
             _models[key] = model

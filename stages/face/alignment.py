@@ -78,12 +78,11 @@ def pos_fit(points: np.ndarray) -> tuple[np.ndarray, float]:
     return k[3], float(np.linalg.norm(k[:3], axis=0).mean())
 
 
-def crop_matrix(landmarks: np.ndarray, transform: np.ndarray | None = None, size: int = CROP_SIZE,
-                correction: np.ndarray = CORRECTION) -> np.ndarray:
+def crop_matrix(landmarks: np.ndarray, size: int = CROP_SIZE, correction: np.ndarray = CORRECTION) -> np.ndarray:
     """2×3 frame → crop matrix of the EG3D-aligned crop for one face (pixel-index coordinates).
 
     The points are levelled by FFHQ's roll first (as EG3D's FFHQ data was), then POS-fitted; the head
-    pose `transform` is not needed (accepted so callers need not care).
+    pose is not needed.
     """
     points = np.asarray(landmarks, np.float64)[:, :2] - 0.5     # MediaPipe: pixel centres at +0.5
     angle = ffhq_roll(points)

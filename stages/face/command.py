@@ -23,8 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per frame")
     parser.add_argument("--save-crops", metavar="DIR", help="write the 512² aligned crops as PNG files here")
     parser.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
-    parser.add_argument("--smooth", action=argparse.BooleanOptionalAction, default=None,
-                        help="temporal smoothing (default: on for video, off for an image)")
+    parser.add_argument("--smooth", action=argparse.BooleanOptionalAction, default=True,
+                        help="temporal smoothing of a video (default: on; a single image is never smoothed)")
     parser.add_argument("--face-model", default=None, help="face_landmarker.task (default: $LIVE3DPE_FACE_MODEL, cache, download)")
 
 
@@ -35,20 +35,28 @@ def main(args: argparse.Namespace) -> int:
     if args.max_frames is not None and args.max_frames < 1:
         raise UserError("--max-frames must be at least 1")
     is_image = path.suffix.lower() in IMAGE_SUFFIXES
-    smooth = (not is_image) if args.smooth is None else args.smooth
     crops = Path(args.save_crops) if args.save_crops else None
     if crops:
-        crops.mkdir(parents=True, exist_ok=True)
-    stage = FaceStage(FaceConfig(model_path=args.face_model, smoothing=smooth))
+        try:
+            crops.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"--save-crops: cannot create the folder {crops} ({exc.strerror})") from None
+    stage = FaceStage(FaceConfig(model_path=args.face_model, smoothing=args.smooth))
     asyncio.run(stage.start())
     try:
         for packet in _packets(path, is_image, args.max_frames):
-            start = time.perf_counter()
-            stage.process(packet)
-            ms = (time.perf_counter() - start) * 1000.0
-            face = packet.face.face
+            try:
+                if is_image:          # a single image: IMAGE mode, no temporal state
+                    packet.face = stage.tracker.detect(packet.frame)
+                else:
+                    stage.process(packet)
+            except ValueError as exc:  # the tracker refuses frames it cannot use (e.g. smaller than 16 px)
+                raise UserError(f"{path}, frame {packet.seq}: {exc}") from None
+            face, ms = packet.face.face, packet.face.seconds * 1000.0
             if crops and face is not None:
-                cv2.imwrite(str(crops / f"crop_{packet.seq:06d}.png"), cv2.cvtColor(face.crop, cv2.COLOR_RGB2BGR))
+                target = crops / f"crop_{packet.seq:06d}.png"
+                if not cv2.imwrite(str(target), cv2.cvtColor(face.crop, cv2.COLOR_RGB2BGR)):
+                    raise UserError(f"--save-crops: cannot write {target}")
             print(_json_line(packet.seq, face, ms) if args.json else _text_line(packet.seq, face, ms), flush=True)
     finally:
         asyncio.run(stage.close())

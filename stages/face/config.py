@@ -36,4 +36,9 @@ class FaceConfig:
             raise ValueError("max_faces must be at least 1")
         if self.face_index is not None and not 0 <= self.face_index < self.max_faces:
             raise ValueError(f"face_index must be within 0..{self.max_faces - 1}")
+        if self.crop_size < 16:
+            raise ValueError("crop_size must be at least 16 px")
+        if min(self.min_cutoff, self.rotation_min_cutoff) <= 0 or min(
+                self.beta_translation, self.beta_scale, self.beta_angle, self.rotation_beta) < 0:
+            raise ValueError("One-Euro cutoffs must be > 0 Hz and betas ≥ 0")
         return self

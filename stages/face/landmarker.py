@@ -7,6 +7,8 @@ import mediapipe as mp
 import numpy as np
 from mediapipe.tasks.python import BaseOptions, vision
 
+from pipeline.errors import UserError
+
 
 @dataclass
 class RawFace:
@@ -33,7 +35,11 @@ class Landmarker:
             output_face_blendshapes=True,
             output_facial_transformation_matrixes=True,
         )
-        self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        try:
+            self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        except (RuntimeError, ValueError) as exc:    # not a .task bundle, a truncated download, ...
+            raise UserError(f"cannot load the face model {model_path} ({str(exc).splitlines()[0]}); "
+                            "pass MediaPipe's face_landmarker.task (--face-model or $LIVE3DPE_FACE_MODEL)") from None
 
     def detect(self, frame: np.ndarray, timestamp_ms: int | None = None) -> list[RawFace]:
         """Faces in an RGB uint8 frame; VIDEO mode needs strictly increasing `timestamp_ms`."""

@@ -38,4 +38,4 @@ def pose_angles(camera: np.ndarray, crop_angle: float) -> tuple[float, float, fl
     """(yaw, pitch, roll) in degrees: yaw and pitch are `camera_angles(camera)`; roll is the head's roll in
     the frame, i.e. the camera's roll in the crop plus the crop's own rotation."""
     yaw, pitch, roll = camera_angles(camera)
-    return yaw, pitch, roll + math.degrees(crop_angle)
+    return yaw, pitch, math.remainder(roll + math.degrees(crop_angle), 360.0)   # within ±180°

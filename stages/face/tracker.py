@@ -15,13 +15,51 @@ from stages.face.mask import face_mask
 from stages.face.pose import crop_camera, head_rotation, pose_angles
 from stages.face.smoothing import OneEuroFilter, RotationOneEuroFilter
 
+# Between two frames the chosen face's crop centre moving by more than this fraction of the crop
+# (about half a head width) is not head motion but another face or a cut: smoothing restarts.
+JUMP_FRACTION = 0.25
+
+
+class VideoClock:
+    """Source seconds → strictly increasing integer milliseconds for MediaPipe's VIDEO mode.
+
+    When the source clock repeats or goes back (a looping clip, a restarted WebRTC stream, an RTP
+    timestamp wrap), time goes on one frame interval (the last one the source showed) after the last
+    frame, and later frames keep their real intervals from there: the One-Euro filters never see
+    made-up 1 ms steps. It returns (ms, went_back); going back means a cut.
+    """
+
+    FIRST_STEP_MS = 33                # used until the source has shown a frame interval
+
+    def __init__(self) -> None:
+        self._offset = 0
+        self._last: int | None = None
+        self._step = self.FIRST_STEP_MS
+
+    def __call__(self, seconds: float) -> tuple[int, bool]:
+        ms = round(seconds * 1000.0) + self._offset
+        if self._last is None:
+            self._offset = max(0, -ms)            # MediaPipe wants non-negative timestamps
+            self._last = ms + self._offset
+            return self._last, False
+        went_back = ms < self._last
+        if ms > self._last:
+            self._step = ms - self._last
+        else:
+            self._offset += self._last + self._step - ms
+            ms = self._last + self._step
+        self._last = ms
+        return ms, went_back
+
 
 class FaceTracker:
     """Owns a MediaPipe Face Landmarker (VIDEO mode, plus an IMAGE-mode one for `detect`); call `close()`.
 
     `track` keeps temporal state (MediaPipe tracking, One-Euro smoothing of the chosen face); the
-    smoothing restarts after a frame without a face. Timestamps must increase; equal or earlier ones
-    are nudged forward by 1 ms, because MediaPipe refuses non-increasing timestamps.
+    smoothing restarts after a frame without the chosen face, when the chosen face jumps (another
+    person became the largest face), when the frame size changes (a WebRTC sender adapting its
+    resolution) and when the source clock goes back (see `VideoClock`).
+    `detect` has no temporal state and leaves `track`'s alone.
     """
 
     def __init__(self, config: FaceConfig | None = None):
@@ -30,7 +68,8 @@ class FaceTracker:
         self._video = Landmarker(self._model_path, self.config.max_faces, self.config.min_confidence, video=True,
                                  min_detection_confidence=self.config.min_detection_confidence)
         self._image: Landmarker | None = None
-        self._last_ms = -1
+        self._clock = VideoClock()
+        self._last_shape: tuple[int, ...] | None = None
         c = self.config
         self._crop_filter = OneEuroFilter(c.min_cutoff, [c.beta_translation, c.beta_translation, c.beta_scale, c.beta_angle])
         self._rotation_filter = RotationOneEuroFilter(c.rotation_min_cutoff, c.rotation_beta)
@@ -39,18 +78,23 @@ class FaceTracker:
         """Faces in one video frame at `timestamp_s` (source time, seconds)."""
         start = time.perf_counter()
         frame = _check_frame(frame)
-        ms = max(int(round(timestamp_s * 1000.0)), self._last_ms + 1)
-        self._last_ms = ms
+        ms, went_back = self._clock(timestamp_s)
+        if went_back or frame.shape != self._last_shape:   # a loop, a restarted stream, a new resolution:
+            self.reset()                                     # a cut, nothing to smooth against
+        self._last_shape = frame.shape
         raw = self._video.detect(frame, ms)
-        return self._result(frame, raw, ms / 1000.0 if self.config.smoothing else None, start)
+        result = self._result(frame, raw, ms / 1000.0 if self.config.smoothing else None, start)
+        if result.face is None:
+            self.reset()
+        return result
 
     def detect(self, frame: np.ndarray) -> FaceResult:
         """Faces in a single image, without temporal state or smoothing."""
-        start = time.perf_counter()
-        frame = _check_frame(frame)
-        if self._image is None:
+        if self._image is None:       # made on first use; loading it is not part of the frame's time
             self._image = Landmarker(self._model_path, self.config.max_faces, self.config.min_confidence, video=False,
                                      min_detection_confidence=self.config.min_detection_confidence)
+        start = time.perf_counter()
+        frame = _check_frame(frame)
         return self._result(frame, self._image.detect(frame), None, start)
 
     def reset(self) -> None:
@@ -71,15 +115,10 @@ class FaceTracker:
         self.close()
 
     def _result(self, frame: np.ndarray, raw: list[RawFace], smooth_t: float | None, start: float) -> FaceResult:
-        if not raw:
-            self.reset()
-            return FaceResult(face=None, faces=[], seconds=time.perf_counter() - start)
         raw = sorted(raw, key=lambda f: float(f.landmarks[:, 0].mean()))          # left to right
-        chosen = self._choose(raw)
+        chosen = self._choose(raw) if raw else None
         faces = [self._observe(frame, f, smooth_t if i == chosen else None) for i, f in enumerate(raw)]
         face = faces[chosen] if chosen is not None else None
-        if face is None:
-            self.reset()
         return FaceResult(face=face, faces=faces, seconds=time.perf_counter() - start)
 
     def _choose(self, raw: list[RawFace]) -> int | None:
@@ -91,7 +130,7 @@ class FaceTracker:
     def _observe(self, frame: np.ndarray, face: RawFace, smooth_t: float | None) -> FaceObservation:
         size = self.config.crop_size
         rotation = head_rotation(face.transform)
-        params = alignment.to_params(alignment.crop_matrix(face.landmarks, face.transform, size), size)
+        params = alignment.to_params(alignment.crop_matrix(face.landmarks, size), size)
         if smooth_t is not None:
             params, rotation = self._smooth(params, rotation, smooth_t)
         matrix = alignment.from_params(params, size)
@@ -117,6 +156,10 @@ class FaceTracker:
 
     def _smooth(self, params: np.ndarray, rotation: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
         previous = self._crop_filter.value
+        if previous is not None and math.hypot(*(params[:2] - previous[:2])) > (
+                JUMP_FRACTION * self.config.crop_size * math.exp(previous[2])):
+            self.reset()           # another face (the largest changed) or a cut: do not glide between them
+            previous = None
         if previous is not None:   # keep the angle continuous across ±π before filtering
             params[3] = previous[3] + math.remainder(params[3] - previous[3], 2 * math.pi)
         frame_px_per_crop_px = math.exp(params[2])

@@ -9,7 +9,7 @@ import torch
 from tqdm import tqdm
 
 from pipeline.errors import UserError
-from threedpe.conformance import Bundle, compare, compute_taps, format_table
+from threedpe.conformance import RENDER_TAPS, Bundle, compare, compute_taps, format_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +43,11 @@ def main(args: argparse.Namespace) -> int:
         with np.load(args.taps) as data:
             taps = {k: data[k] for k in data.files}
     else:
-        if args.device.startswith("cuda") and not torch.cuda.is_available():
+        try:
+            device = torch.device(args.device)
+        except RuntimeError:
+            raise UserError(f"--device must be cpu, cuda or cuda:N, not {args.device!r}") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
             raise UserError(f"--device {args.device}: no CUDA device here; use --device cpu")
         # TF32 has a 10-bit mantissa: far outside the tolerances (bundle README §5)
         torch.backends.cuda.matmul.allow_tf32 = False
@@ -56,8 +60,10 @@ def main(args: argparse.Namespace) -> int:
     if args.dump_taps:
         np.savez(args.dump_taps, **taps)
     results = compare(taps, bundle)
-    if args.encoder_only:
-        results = [r for r in results if r.status != "not run"]
+    if args.encoder_only:              # only the render taps are skipped: a missing encoder tap is still a miss
+        results = [r for r in results if r.tap not in RENDER_TAPS]
+    if not results:
+        raise UserError(f"{bundle.folder}: the manifest lists no array to compare")
     print(format_table(results))
     misses = [r.array for r in results if not r.passed]
     print(f"{len(results) - len(misses)}/{len(results)} arrays within tolerance"

@@ -13,6 +13,12 @@ def sample_rays(cameras: torch.Tensor, resolution: int) -> tuple[torch.Tensor, t
     origin, normalise) so the directions match it to the last bit, not only mathematically.
     """
     cameras = cameras.to(torch.float32)
+    # Under CUDA autocast the bmm below would run in fp16 and bend every ray by ~1e-3 rad (about a texel).
+    with torch.autocast(device_type=cameras.device.type, enabled=False):
+        return _sample_rays_fp32(cameras, resolution)
+
+
+def _sample_rays_fp32(cameras: torch.Tensor, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
     B, device = cameras.shape[0], cameras.device
     cam2world = cameras[:, :16].reshape(B, 4, 4)
     K = cameras[:, 16:25].reshape(B, 3, 3)

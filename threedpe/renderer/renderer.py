@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from threedpe.checkpoint import check_state_dict, shapes_of
 from threedpe.renderer.decoder import OSGDecoder
 from threedpe.renderer.importance import importance_depths, stratified_depths
 from threedpe.renderer.ray_marcher import clamp_depth, composite, interval_weights, march, to_signed
@@ -28,8 +29,9 @@ class RenderOptions:
 
     deterministic=False is the official stochastic sampling (U[0,1) jitter and importance draws), from
     `generator` if given (it must live on the render device). `ray_chunk` bounds memory by marching that
-    many rays per image at a time (same result up to float rounding when deterministic). `superresolution=False`
-    skips the 512² image.
+    many rays per image at a time (same result up to float rounding when deterministic; when stochastic it
+    interleaves the random draws per chunk, so only `ray_chunk=None` draws them in the official order).
+    `superresolution=False` skips the 512² image.
     """
 
     deterministic: bool = True
@@ -137,24 +139,10 @@ class TriplaneRenderer(nn.Module):
         return sigma, feats.float().reshape(n_cams, -1, n_rays, n_samples)
 
     def load_state_dict(self, state_dict: Mapping[str, torch.Tensor], strict: bool = True, assign: bool = False):
-        """Strict by default; a missing, unexpected or wrong-shaped key raises ValueError naming the first one."""
+        """Strict by default; a missing, unexpected or wrong-shaped key raises CheckpointError naming the first one."""
         if strict:
-            check_state_dict(self, state_dict, "renderer_state_dict")
+            check_state_dict(state_dict, shapes_of(self), "renderer_state_dict")
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
-
-
-def check_state_dict(module: nn.Module, state_dict: Mapping[str, torch.Tensor], name: str) -> None:
-    """Raise ValueError naming the first key of `state_dict` that does not fit `module` exactly."""
-    expected = module.state_dict()
-    for key in expected:
-        if key not in state_dict:
-            raise ValueError(f"{name}: missing key '{key}' (expected shape {list(expected[key].shape)})")
-    for key, value in state_dict.items():
-        if key not in expected:
-            raise ValueError(f"{name}: unexpected key '{key}'")
-        if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(expected[key].shape):
-            got = list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-            raise ValueError(f"{name}: key '{key}' has shape {got}, expected {list(expected[key].shape)}")
 
 
 def _as_plane_stack(planes: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,9 @@ const $ = (id) => document.getElementById(id);
 const token = new URLSearchParams(location.search).get("token");
 const authHeaders = token ? { Authorization: `Bearer ${token}` } : {};
 const MODES = ["paste", "crop", "side-by-side", "grid"];
-const state = { pc: null, channel: null, camera: null, presets: [], settings: {} };
+// settings: what the controls show; defaults: the server's settings, so that on connecting only the
+// user's own choices are sent (a style the server was started with is never echoed back to it).
+const state = { pc: null, channel: null, camera: null, presets: [], settings: {}, defaults: {} };
 
 // Test hook (read by the browser test): frame counts from requestVideoFrameCallback, pixel grabs.
 const hook = (window.live3dpe = {
@@ -39,10 +41,17 @@ function setStatus(text, isError = false) {
 }
 
 function send(changes) {
+  if ("style" in changes) delete state.settings.prompt;     // the latest style choice wins
+  if ("prompt" in changes) delete state.settings.style;
   Object.assign(state.settings, changes);
   if (state.channel && state.channel.readyState === "open") {
     state.channel.send(JSON.stringify({ type: "set", ...changes }));
   }
+}
+
+function sendChoices() {                                    // on (re)connecting: what differs from the server's
+  const choices = Object.entries(state.settings).filter(([key, value]) => value !== state.defaults[key]);
+  if (choices.length) send(Object.fromEntries(choices));
 }
 
 async function start() {
@@ -60,7 +69,7 @@ async function start() {
   const pc = (state.pc = new RTCPeerConnection());
   state.channel = pc.createDataChannel("control");
   state.channel.onmessage = (event) => onMessage(JSON.parse(event.data));
-  state.channel.onopen = () => send(state.settings);
+  state.channel.onopen = sendChoices;
   const edited = new MediaStream();
   $("edited").srcObject = edited;
   pc.ontrack = (event) => edited.addTrack(event.track);   // edited video + our own audio, in sync
@@ -151,6 +160,7 @@ async function loadPresets() {
   state.settings = { style: body.settings.style, yaw: body.settings.yaw, pitch: body.settings.pitch,
     zoom: body.settings.zoom, look_at_lens: body.settings.look_at_lens, mode: body.settings.mode,
     enabled: body.settings.enabled, on_face_lost: body.settings.on_face_lost };
+  state.defaults = { ...state.settings };
   const box = $("presets");
   ["none", ...body.presets].forEach((name, i) => {
     const button = document.createElement("button");
@@ -180,10 +190,14 @@ async function uploadPrompt(file) {
   $("style-status").textContent = "uploading image prompt…";
   const form = new FormData();
   form.append("image", file);
-  const response = await fetch("/prompt", { method: "POST", headers: authHeaders, body: form });
-  const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
-  if (!response.ok) { showStyle({ status: "error", style: file.name, message: body.error }); return; }
-  send({ prompt: body.id });
+  try {
+    const response = await fetch("/prompt", { method: "POST", headers: authHeaders, body: form });
+    const body = await response.json().catch(() => ({ error: `HTTP ${response.status}` }));
+    if (!response.ok) { showStyle({ status: "error", style: file.name, message: body.error }); return; }
+    send({ prompt: body.id });
+  } catch (err) {                                           // server unreachable
+    showStyle({ status: "error", style: file.name, message: err.message });
+  }
 }
 
 const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));

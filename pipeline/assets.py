@@ -57,13 +57,18 @@ class ModelAsset:
     def _download(self, target: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".part") as tmp:
-            with urllib.request.urlopen(self.url, timeout=30) as response:
-                shutil.copyfileobj(response, tmp)
-        digest = sha256_of(Path(tmp.name))
+            part = Path(tmp.name)
+            try:
+                with urllib.request.urlopen(self.url, timeout=30) as response:
+                    shutil.copyfileobj(response, tmp)
+            except BaseException:
+                part.unlink()
+                raise
+        digest = sha256_of(part)
         if self.sha256 and digest != self.sha256:
-            os.unlink(tmp.name)
+            part.unlink()
             raise OSError(f"sha256 mismatch for {self.url}: got {digest}, expected {self.sha256}")
-        os.replace(tmp.name, target)
+        os.replace(part, target)
 
     def _missing_message(self, why: str) -> str:
         where = f"download it from {self.url} and " if self.url else ""

@@ -1,5 +1,6 @@
 """The page in a real headless Chromium with a fake camera fed from a clip: edited frames arrive, they
-differ from the raw camera in the face region, and the yaw slider changes the output."""
+differ from the raw camera in the face region, the yaw slider changes the output, and the engine
+options (smooth tracking; no EMA slider on classic) reach the peer's own face stage."""
 from __future__ import annotations
 
 import asyncio
@@ -107,12 +108,24 @@ async def test_page_streams_edited_video_and_yaw_slider_changes_it(fake_camera):
             stats_line = await page.text_content("#stats")
             assert "fps" in stats_line and "latency" in stats_line and "drops" in stats_line
 
+            assert await page.is_hidden("#ema-row")             # the classic engine has no triplane EMA
+            assert await page.is_checked("#smoothing")
+            await page.click("#smoothing")
+            await page.wait_for_function("window.live3dpe.lastStats && "
+                                         "window.live3dpe.lastStats.engine_options.smoothing === false", timeout=10_000)
+            (session,) = app[PEERS].sessions
+            assert next(s for s in session.stages if s.name == "face").smoothing is False
+
             await page.click("#stop")                    # a new session starts from what the page shows
             await page.evaluate("window.live3dpe.lastStats = null")
             await page.click("#start")
             await page.wait_for_function("window.live3dpe.lastStats && window.live3dpe.lastStats.settings.yaw === 30"
-                                         " && window.live3dpe.lastStats.settings.style === 'bronze statue'",
+                                         " && window.live3dpe.lastStats.settings.style === 'bronze statue'"
+                                         " && window.live3dpe.lastStats.engine_options.smoothing === false",
                                          timeout=20_000)
+            await page.evaluate("window.live3dpe.set({engine: {triplane_ema: 0.3}})")    # a 3dpe-only option
+            await page.wait_for_function("(window.live3dpe.lastError || '').includes('3dpe engine')", timeout=10_000)
+            assert "3dpe engine" in await page.text_content("#status")
             assert not errors, errors
             await page.close()                           # closing the tab releases the peer quickly
             for _ in range(50):                          # well before the 6 s no-input watchdog

@@ -1,5 +1,6 @@
 """A real aiortc client against the server running the real edit chain (MediaPipe face + classic engine):
-edited frames come back in order with the input's timestamps, and the data channel changes the style."""
+edited frames come back in order with the input's timestamps, the data channel changes the style and the
+engine options, and the microphone comes back only when the offer asks for it (else it is drained)."""
 from __future__ import annotations
 
 import asyncio
@@ -109,4 +110,64 @@ async def test_microphone_comes_back_untouched(clip_frames):
         spectrum = np.abs(np.fft.rfft(mono * np.hanning(len(mono))))
         peak_hz = np.argmax(spectrum) * 48000 / len(mono)
         assert abs(peak_hz - 440.0) < 5, peak_hz
+        assert remote_audio_queue(app) <= 5                    # the relay reads it as it arrives
+        await client.close()
+
+
+@pytest.mark.slow
+async def test_engine_options_switch_the_peers_own_face_stage_and_3dpe_only_options_are_refused(clip_frames):
+    config = ServerConfig(make_pipeline=edit_pipeline_factory(EngineConfig(name="classic")), presets=preset_names())
+    async with running_server(config) as (app, url):
+        client = await connect(url, ClipCameraTrack(clip_frames, fps=30.0))
+        hello = await client.wait_message(lambda m: m["type"] == "hello", 30)
+        assert hello["engine"] == "classic" and hello["engine_options"] == {"smoothing": True}   # no EMA on classic
+        await client.wait_frames(5, timeout=60)
+        (session,) = app[PEERS].sessions
+        face = next(s for s in session.stages if s.name == "face")
+        assert face.tracker.config.smoothing is True
+
+        client.send(engine={"smoothing": False})
+        reply = await client.wait_message(lambda m: m["type"] == "engine_options", 10)
+        assert reply["options"] == {"smoothing": False}
+        count = len(client.frames)
+        await client.wait_frames(count + 5, timeout=60)
+        # the tracking thread picked it up: frames are now tracked without smoothing
+        assert face.smoothing is False and face.tracker.config.smoothing is False
+
+        client.send(engine={"smoothing": True, "triplane_ema": 0.3})
+        error = await client.wait_message(lambda m: m["type"] == "error", 10)
+        assert error and "3dpe engine" in error["message"] and "classic" in error["message"], client.messages[-5:]
+        assert face.smoothing is False                          # refused as a whole: smoothing untouched
+        stats = await client.wait_message(lambda m: m["type"] == "stats" and m["fps_out"] > 0, 10)
+        assert stats["engine_options"] == {"smoothing": False}
+        await client.close()
+
+
+def remote_audio_queue(app) -> int:
+    """Frames waiting in the server's incoming audio track. aiortc keeps them in an unbounded asyncio
+    queue (a private attribute: nothing public tells how much is waiting)."""
+    (session,) = app[PEERS].sessions
+    (audio,) = [t for t in session.pc.getTransceivers() if t.kind == "audio"]
+    return audio.receiver.track._queue.qsize()
+
+
+async def test_send_only_microphone_is_consumed_not_relayed_and_nothing_piles_up(clip_frames):
+    config = ServerConfig(make_pipeline=lambda controls, on_error: ([], None), presets=[])
+    async with running_server(config) as (app, url):
+        client = await connect(url, ClipCameraTrack(clip_frames, fps=30.0), microphone=ToneMicrophone(440.0),
+                               microphone_direction="sendonly")
+        audio_answer = client.pc.remoteDescription.sdp.split("m=audio")[1].split("m=")[0]
+        assert "a=recvonly" in audio_answer                    # the server sends no audio back
+        (session,) = app[PEERS].sessions
+        (receiver,) = [t.receiver for t in session.pc.getTransceivers() if t.kind == "audio"]
+        packets = 0
+        for _ in range(100):                                   # ~2 s of the tone reaching the server
+            stats = [s for s in (await receiver.getStats()).values() if s.type == "inbound-rtp"]
+            packets = stats[0].packetsReceived if stats else 0
+            if packets >= 100:
+                break
+            await asyncio.sleep(0.1)
+        assert packets >= 100 and client.frames
+        assert remote_audio_queue(app) <= 5                    # read and dropped as it arrives
+        assert client.audio == []
         await client.close()

@@ -1,5 +1,6 @@
-"""The server's small parts alone: control protocol, health, token, upload sniffing, the live input
-track (keeps only the newest frame), and the `live3dpe serve` command on a real port."""
+"""The server's small parts alone: control protocol, engine options, offered media directions, health,
+token, upload sniffing, the live input track (keeps only the newest frame), and the `live3dpe serve`
+command on a real port."""
 from __future__ import annotations
 
 import asyncio
@@ -9,17 +10,26 @@ import socket
 import subprocess
 import sys
 import time
+import types
 import urllib.request
 
 import cv2
 import numpy as np
 import pytest
+import torch
 from aiohttp.test_utils import make_mocked_request
+from test_edit_fakes import make_face, textured_frame
 
+from pipeline.config import EngineConfig
+from stages.edit.engine import Style
+from stages.face import FaceConfig, FaceStage, FaceTracker
+from webrtc import engine_options
 from webrtc.auth import token_ok
-from webrtc.client import ClipCameraTrack
+from webrtc.client import ClipCameraTrack, decode_clip
 from webrtc.command import page_url, resolve_token
 from webrtc.control import ControlError, health_state, parse_message
+from webrtc.engine_options import EngineOptionError, EngineOptions
+from webrtc.peer import offered_directions
 from webrtc.prompts import PromptError, PromptStore, image_kind
 from webrtc.tracks import IncomingVideoSource
 
@@ -46,6 +56,96 @@ def test_control_messages_parse_validate_and_clamp():
                        ('{"type": "set", "style": "a", "prompt": "0123456789abcdef0123"}', "either")]:
         with pytest.raises(ControlError, match=words):
             parse_message(bad)
+
+
+def test_engine_options_parse_as_one_typed_object():
+    request = parse_message('{"type": "set", "engine": {"smoothing": false, "triplane_ema": 0.25}, "yaw": 5}')
+    assert request.engine == EngineOptions(smoothing=False, triplane_ema=0.25) and request.changes == {"yaw": 5.0}
+    assert parse_message('{"type": "set", "engine": {"triplane_ema": 0}}').engine == EngineOptions(triplane_ema=0.0)
+    assert parse_message('{"type": "set", "yaw": 1}').engine is None
+    for bad, words in [('{"type": "set", "engine": true}', "object"), ('{"type": "set", "engine": {}}', "object"),
+                       ('{"type": "set", "engine": {"smoothing": 1}}', "smoothing must be true or false"),
+                       ('{"type": "set", "engine": {"triplane_ema": 1}}', r"\[0, 1\)"),
+                       ('{"type": "set", "engine": {"triplane_ema": -0.1}}', r"\[0, 1\)"),
+                       ('{"type": "set", "engine": {"triplane_ema": NaN}}', r"\[0, 1\)"),
+                       ('{"type": "set", "engine": {"triplane_ema": true}}', r"\[0, 1\)"),
+                       ('{"type": "set", "engine": {"weights": "/etc/passwd"}}', "unknown engine option")]:
+        with pytest.raises(ControlError, match=words):
+            parse_message(bad)
+
+
+class StubModel:
+    """Stands in for the 3DPE network (weights are not needed to test the EMA): encode returns known planes."""
+
+    label = "stub network: not an edit"
+
+    def __init__(self, values):
+        self._planes = iter(torch.full((1, 2, 4, 4), float(v)) for v in values)
+
+    def encode(self, image, tokens):
+        return next(self._planes)
+
+
+def test_engine_options_apply_to_the_peers_own_face_stage_and_3dpe_engine_stub_network():
+    from stages.edit.threedpe_engine import ThreeDPEEngine
+
+    face = FaceStage(FaceConfig(smoothing=True))              # not started: no MediaPipe needed here
+    engine = ThreeDPEEngine(EngineConfig(name="3dpe", device="cpu", triplane_ema=0.6), model=StubModel([0, 10, 20]))
+    other = ThreeDPEEngine(EngineConfig(name="3dpe", device="cpu", triplane_ema=0.6), model=StubModel([]))
+    stages = [types.SimpleNamespace(name="render"), face]
+    assert engine_options.current(stages, engine) == {"smoothing": True, "triplane_ema": 0.6}
+    engine_options.apply(EngineOptions(smoothing=False, triplane_ema=0.5), stages, engine)
+    assert engine_options.current(stages, engine) == {"smoothing": False, "triplane_ema": 0.5}
+    assert face.config.smoothing is False and other.triplane_ema == 0.6     # per engine instance
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        engine.set_triplane_ema(1.0)
+    # the new weight is what encode blends with: 0 → 0.5·0 + 0.5·10 → 0.5·5 + 0.5·20
+    style, frame = Style("image:t", "image", "t", data=torch.zeros(1)), textured_frame()
+    values = [float(engine.encode(make_face(frame), frame, style).triplane.mean()) for _ in range(3)]
+    assert values == pytest.approx([0.0, 5.0, 12.5])
+
+
+def test_engine_options_a_pipeline_lacks_are_refused_and_nothing_is_applied():
+    from stages.edit.classic import ClassicEngine
+
+    face = FaceStage(FaceConfig(smoothing=True))
+    classic = ClassicEngine()
+    assert engine_options.current([face], classic) == {"smoothing": True}     # no EMA control on the page
+    with pytest.raises(EngineOptionError, match="3dpe engine.*classic engine"):
+        engine_options.apply(EngineOptions(smoothing=False, triplane_ema=0.3), [face], classic)
+    assert face.smoothing is True                              # all or nothing
+    with pytest.raises(EngineOptionError, match="no face tracker"):
+        engine_options.apply(EngineOptions(smoothing=False), [], classic)
+
+
+def test_switching_smoothing_on_a_running_tracker_matches_a_tracker_built_that_way(clips):
+    """Real MediaPipe on a talking clip: after set_smoothing(False) the crop is the raw one (equal to an
+    unsmoothed tracker's); switched back on, smoothing restarts from the current frame."""
+    frames = decode_clip(clips / "d10.mp4", limit=12)[0]
+    with FaceTracker(FaceConfig(smoothing=True)) as switched, FaceTracker(FaceConfig(smoothing=False)) as raw:
+        def both(i):
+            return (switched.track(frames[i], i / 30).face.crop_matrix, raw.track(frames[i], i / 30).face.crop_matrix)
+        smoothed = [both(i) for i in range(6)]
+        assert max(np.abs(a - b).max() for a, b in smoothed[1:]) > 1e-3     # smoothing was on
+        switched.set_smoothing(False)
+        assert switched.smoothing is False
+        for i in range(6, 9):
+            a, b = both(i)
+            np.testing.assert_allclose(a, b, atol=1e-6)
+        switched.set_smoothing(True)
+        a, b = both(9)                                          # the filters restart: no glide from old state
+        np.testing.assert_allclose(a, b, atol=1e-6)
+        assert max(np.abs(a - b).max() for a, b in (both(10), both(11))) > 1e-3
+        assert switched.config.smoothing is True
+
+
+def test_offered_directions_per_media_section():
+    sdp = ("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+           "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\na=sendrecv\r\n"
+           "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\na=sendonly\r\n"
+           "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:2\r\n")
+    assert offered_directions(sdp) == {"0": "sendrecv", "1": "sendonly", "2": "sendrecv"}
+    assert offered_directions(sdp.replace("t=0 0\r\n", "t=0 0\r\na=recvonly\r\n"))["2"] == "recvonly"
 
 
 def test_health_is_derived_from_rates():

@@ -129,9 +129,9 @@ class EditClient:
 
 
 async def connect(base_url: str, camera: MediaStreamTrack, token: str | None = None,
-                  microphone: MediaStreamTrack | None = None) -> EditClient:
-    """Offer `camera` (and `microphone`) to the server at `base_url`; return the connected client
-    (raises ConnectionError with the server's message on HTTP errors)."""
+                  microphone: MediaStreamTrack | None = None, microphone_direction: str = "sendrecv") -> EditClient:
+    """Offer `camera` (and `microphone`: "sendrecv" to hear it back, "sendonly" not) to the server at
+    `base_url`; return the connected client (raises ConnectionError with the server's message on HTTP errors)."""
     pc = RTCPeerConnection()
     channel = pc.createDataChannel("control")
     client = EditClient(pc, channel)
@@ -143,7 +143,7 @@ async def connect(base_url: str, camera: MediaStreamTrack, token: str | None = N
 
     pc.addTransceiver(camera, direction="sendrecv")
     if microphone is not None:
-        pc.addTransceiver(microphone, direction="sendrecv")
+        pc.addTransceiver(microphone, direction=microphone_direction)
     await pc.setLocalDescription(await pc.createOffer())
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with aiohttp.ClientSession() as http:

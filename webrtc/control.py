@@ -2,7 +2,9 @@
 
 Page → server:  {"type": "set", "style": "marble", "yaw": 15, "mode": "paste", ...}
                 {"type": "set", "prompt": "<id from POST /prompt>"}   (an uploaded image as the style)
-Server → page:  {"type": "hello", "settings": {...}, "presets": [...], "engine": ..., "device": ...}
+                {"type": "set", "engine": {"smoothing": false, "triplane_ema": 0.3}}   (see engine_options)
+Server → page:  {"type": "hello", "settings": {...}, "presets": [...], "engine": ..., "device": ...,
+                 "engine_options": {"smoothing": true, "triplane_ema": 0.6}}   (only the supported ones)
                 {"type": "stats", "fps_in": ..., "fps_out": ..., "latency_ms": {...}, "health": ...}
                 {"type": "style", "status": "loading" | "ready" | "error", "style": ..., "message": ...}
                 {"type": "error", "message": ...}
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.config import COMPOSITE_MODES, FACE_LOST_POLICIES
+from webrtc.engine_options import EngineOptionError, EngineOptions
 from webrtc.prompts import is_prompt_id
 
 # Setting name → (lower, upper), values clamped into it; the page can change exactly these while streaming.
@@ -40,11 +43,13 @@ class ControlError(ValueError):
 
 @dataclass
 class ControlRequest:
-    """A parsed "set" message: plain setting changes, plus a style or an uploaded prompt id to prepare first."""
+    """A parsed "set" message: plain setting changes, engine options, plus a style or an uploaded prompt id
+    to prepare first."""
 
     changes: dict[str, Any] = field(default_factory=dict)
     style: str | None = None
     prompt_id: str | None = None
+    engine: EngineOptions | None = None
 
 
 def parse_message(text: str | bytes) -> ControlRequest:
@@ -70,6 +75,11 @@ def parse_message(text: str | bytes) -> ControlRequest:
             if not is_prompt_id(value):
                 raise ControlError("prompt must be the id returned by POST /prompt")
             request.prompt_id = value
+        elif key == "engine":
+            try:
+                request.engine = EngineOptions.parse(value)
+            except EngineOptionError as exc:
+                raise ControlError(str(exc)) from None
         elif key in NUMERIC_SETTINGS:
             low, high = NUMERIC_SETTINGS[key]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-from aiortc import RTCPeerConnection
-from aiortc.contrib.media import MediaRelay
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaBlackhole, MediaRelay
 
 from pipeline.config import EditControls, EditSettings
 from pipeline.graph import Graph
 from pipeline.stage import Stage
 from stages.edit.stage import style_prompt
-from webrtc import control
+from webrtc import control, engine_options
 from webrtc.prompts import PromptError, PromptStore
 from webrtc.tracks import EditedVideoTrack, IncomingVideoSource, TrackSink
 
@@ -59,10 +59,13 @@ class PeerSession:
         self._on_closed = on_closed
         self._loop = asyncio.get_running_loop()
         self._relay = MediaRelay()
+        self._blackhole = MediaBlackhole()           # microphones offered send-only: read and dropped
+        self._offer_directions: dict[str, str] = {}
         self._prepare_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"peer{self.id}-style")
         self.output = EditedVideoTrack()
         self.source: IncomingVideoSource | None = None
         self.engine: Any = None
+        self.stages: list[Stage] = []
         self.graph: Graph | None = None
         self._graph_task: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -78,13 +81,29 @@ class PeerSession:
         self._spawn(self._connect_watchdog())
 
     # --- wiring -------------------------------------------------------------------------------
+    async def accept(self, offer: RTCSessionDescription) -> None:
+        """Set the remote offer (its tracks arrive through `_on_track`, which needs the offered directions)."""
+        self._offer_directions = offered_directions(offer.sdp)
+        await self.pc.setRemoteDescription(offer)
+
     def _on_track(self, track) -> None:
         if track.kind == "audio":
-            self.pc.addTrack(self._relay.subscribe(track))   # microphone back untouched: stays in sync
+            if self._wants_back(track):
+                self.pc.addTrack(self._relay.subscribe(track))   # microphone back untouched: stays in sync
+            else:
+                # aiortc queues every received frame until someone reads it: a microphone nobody reads
+                # would grow that queue for as long as the call lasts
+                self._blackhole.addTrack(track)
+                self._spawn(self._blackhole.start())
         elif track.kind == "video" and self.source is None:
             self.source = IncomingVideoSource(track)
             self.pc.addTrack(self.output)
             track.on("ended", lambda: self._spawn(self.close("camera track ended")))
+
+    def _wants_back(self, track) -> bool:
+        """Whether the offer's m-section carrying `track` asked to receive media too (sendrecv)."""
+        mid = next((t.mid for t in self.pc.getTransceivers() if t.receiver.track is track), None)
+        return self._offer_directions.get(mid, "sendrecv") == "sendrecv"
 
     @property
     def has_video(self) -> bool:
@@ -92,8 +111,8 @@ class PeerSession:
 
     def start(self) -> None:
         """Build this peer's stages and run its graph (call after the answer is set)."""
-        stages, self.engine = self._make_pipeline(self.controls, self._on_stage_style_error)
-        self.graph = Graph(self.source, stages, TrackSink(self.output), policy="live", queue_size=1,
+        self.stages, self.engine = self._make_pipeline(self.controls, self._on_stage_style_error)
+        self.graph = Graph(self.source, self.stages, TrackSink(self.output), policy="live", queue_size=1,
                            name=f"peer{self.id}")
         self.source.stopping = lambda: self.graph.stopping
         self._graph_task = self._spawn(self._run_graph())
@@ -130,11 +149,19 @@ class PeerSession:
     def _send_hello(self) -> None:
         self._send(control.encode("hello", settings=self.controls.as_dict(), presets=self._presets,
                                   engine=getattr(self.engine, "name", None),
-                                  device=getattr(self.engine, "device", None)))
+                                  device=getattr(self.engine, "device", None),
+                                  engine_options=self.engine_options()))
+
+    def engine_options(self) -> dict[str, Any]:
+        """This peer's engine options and their current values (only those its pipeline supports)."""
+        return engine_options.current(self.stages, self.engine)
 
     def _on_message(self, message) -> None:
         try:
             request = control.parse_message(message)
+            if request.engine is not None:             # first: an unsupported option applies nothing
+                engine_options.apply(request.engine, self.stages, self.engine)
+                self._send(control.encode("engine_options", options=self.engine_options()))
             if request.changes:
                 self.controls.update(**request.changes)
         except (control.ControlError, ValueError) as exc:
@@ -193,6 +220,7 @@ class PeerSession:
             "engine": getattr(self.engine, "name", None), "device": getattr(self.engine, "device", None),
             "health": control.health_state(fps_in, fps_out, since_input),
             "style": self.style_status, "settings": self.controls.as_dict(),
+            "engine_options": self.engine_options(),
         }
 
     async def _stats_loop(self) -> None:
@@ -253,6 +281,7 @@ class PeerSession:
             if self._graph_task is not None:
                 await asyncio.wait({self._graph_task}, timeout=5.0)
             self.output.stop()
+            await self._blackhole.stop()
             await self.pc.close()
             if self.source is not None:
                 await self.source.close()
@@ -265,6 +294,22 @@ class PeerSession:
             self.closed.set()
             if self._on_closed is not None:
                 self._on_closed(self)
+
+
+def offered_directions(sdp: str) -> dict[str, str]:
+    """mid → direction of each media section in an SDP offer, as the offerer states it (RFC 3264: a
+    session-level direction is the default for every section, and "sendrecv" when none is given)."""
+    directions = ("sendrecv", "sendonly", "recvonly", "inactive")
+    session, *sections = sdp.replace("\r\n", "\n").split("\nm=")
+    default = next((d for d in directions if f"\na={d}" in f"\n{session}"), "sendrecv")
+    found = {}
+    for section in sections:
+        lines = section.split("\n")
+        mid = next((line[len("a=mid:"):].strip() for line in lines if line.startswith("a=mid:")), None)
+        if mid is not None:
+            found[mid] = next((line[2:].strip() for line in lines if line[2:].strip() in directions
+                               and line.startswith("a=")), default)
+    return found
 
 
 def _round(value: float) -> float | None:

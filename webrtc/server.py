@@ -110,7 +110,7 @@ async def offer(request: web.Request) -> web.Response:
                           config.limits, on_closed=registry.sessions.discard)
     registry.sessions.add(session)
     try:
-        await pc.setRemoteDescription(description)
+        await session.accept(description)
         if not session.has_video:
             raise ValueError("the offer has no video track: the page must send a camera")
         answer = await pc.createAnswer()

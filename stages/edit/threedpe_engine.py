@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import math
+import numbers
 import os
 import threading
 from dataclasses import dataclass
@@ -78,6 +80,15 @@ class ThreeDPEEngine:
         self._lock = threading.Lock()
         self._previous: tuple[torch.Tensor, str, np.ndarray, tuple[float, float]] | None = None
         self._self_tokens: torch.Tensor | None = None
+        self.triplane_ema = float(config.triplane_ema)      # per engine: a live peer may change it
+
+    def set_triplane_ema(self, weight: float) -> None:
+        """Change this engine's triplane EMA weight (the previous triplane's share, 0 = off) while it runs;
+        safe from any thread: `encode` reads it once per frame. Raises ValueError outside [0, 1)."""
+        if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not math.isfinite(weight) \
+                or not 0.0 <= weight < 1.0:
+            raise ValueError(f"triplane_ema must be a number in [0, 1) (0 = off); got {weight!r}")
+        self.triplane_ema = float(weight)
 
     # -- prepare -------------------------------------------------------------------------------------
     def prepare(self, prompt: str | np.ndarray | None) -> Style:
@@ -117,7 +128,7 @@ class ThreeDPEEngine:
         tokens = self._self_tokens if style.kind == "none" else style.data
         with torch.inference_mode():
             triplane = self.model.encode(image_to_tensor(face.crop).to(self.device), tokens)
-            ema = float(self.config.triplane_ema)
+            ema = self.triplane_ema
             if not reset and ema > 0.0:
                 triplane = ema * self._previous[0] + (1.0 - ema) * triplane
         self._previous = (triplane, style.key, thumb, (face.yaw, face.pitch))

@@ -1,6 +1,8 @@
 """`FaceStage`: the face tracker as a pipeline stage; fills `packet.face` from `packet.frame`."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pipeline.packets import FramePacket
 from pipeline.stage import Stage
 from stages.face.config import FaceConfig
@@ -16,6 +18,17 @@ class FaceStage(Stage):
     def __init__(self, config: FaceConfig | None = None):
         self.config = config or FaceConfig()
         self.tracker: FaceTracker | None = None
+
+    @property
+    def smoothing(self) -> bool:
+        return self.config.smoothing
+
+    def set_smoothing(self, on: bool) -> None:
+        """Switch the tracker's smoothing while the stage runs (thread-safe; takes effect from the next frame)."""
+        self.config = replace(self.config, smoothing=bool(on))
+        tracker = self.tracker
+        if tracker is not None:
+            tracker.set_smoothing(on)
 
     async def start(self) -> None:
         if self.tracker is None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -73,12 +74,28 @@ class FaceTracker:
         c = self.config
         self._crop_filter = OneEuroFilter(c.min_cutoff, [c.beta_translation, c.beta_translation, c.beta_scale, c.beta_angle])
         self._rotation_filter = RotationOneEuroFilter(c.rotation_min_cutoff, c.rotation_beta)
+        self._wanted_smoothing = self.config.smoothing
+
+    @property
+    def smoothing(self) -> bool:
+        """Whether `track` smooths (the latest `set_smoothing` value; applied from the next frame on)."""
+        return self._wanted_smoothing
+
+    def set_smoothing(self, on: bool) -> None:
+        """Switch One-Euro smoothing on or off while tracking; safe from any thread. The tracking thread
+        applies it at its next `track` call (restarting the filters), so a frame is never half-smoothed
+        and the caller never waits for a frame in progress."""
+        self._wanted_smoothing = bool(on)
 
     def track(self, frame: np.ndarray, timestamp_s: float) -> FaceResult:
         """Faces in one video frame at `timestamp_s` (source time, seconds)."""
         start = time.perf_counter()
         frame = _check_frame(frame)
         ms, went_back = self._clock(timestamp_s)
+        wanted = self._wanted_smoothing
+        if wanted != self.config.smoothing:     # switched: restart from this frame, no glide from stale state
+            self.config = replace(self.config, smoothing=wanted)
+            self.reset()
         if went_back or frame.shape != self._last_shape:   # a loop, a restarted stream, a new resolution:
             self.reset()                                     # a cut, nothing to smooth against
         self._last_shape = frame.shape

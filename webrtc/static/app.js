@@ -7,11 +7,13 @@ const authHeaders = token ? { Authorization: `Bearer ${token}` } : {};
 const MODES = ["paste", "crop", "side-by-side", "grid"];
 // settings: what the controls show; defaults: the server's settings, so that on connecting only the
 // user's own choices are sent (a style the server was started with is never echoed back to it).
-const state = { pc: null, channel: null, camera: null, presets: [], settings: {}, defaults: {} };
+// engine: the engine options the user changed (sent as one "engine" object, again on reconnecting).
+const state = { pc: null, channel: null, camera: null, presets: [], settings: {}, defaults: {}, engine: {} };
 
 // Test hook (read by the browser test): frame counts from requestVideoFrameCallback, pixel grabs.
 const hook = (window.live3dpe = {
   framesReceived: 0, rawFrames: 0, connected: false, lastStats: null, lastStyle: null, lastError: null,
+  engine: null, engineOptions: null,
   grab: (which, size = 64) => grabPixels(which === "raw" ? $("raw") : $("edited"), size),
   set: (changes) => send(changes),
 });
@@ -52,6 +54,25 @@ function send(changes) {
 function sendChoices() {                                    // on (re)connecting: what differs from the server's
   const choices = Object.entries(state.settings).filter(([key, value]) => value !== state.defaults[key]);
   if (choices.length) send(Object.fromEntries(choices));
+  if (Object.keys(state.engine).length) sendEngine({});
+}
+
+function sendEngine(options) {                              // engine options: per peer, applied live
+  Object.assign(state.engine, options);
+  if (state.channel && state.channel.readyState === "open") {
+    state.channel.send(JSON.stringify({ type: "set", engine: state.engine }));
+  }
+}
+
+function showEngineOptions(options) {                       // a control only for the options this engine has
+  hook.engineOptions = options;
+  $("smoothing").checked = options.smoothing ?? true;
+  $("smoothing").disabled = !("smoothing" in options);
+  $("ema-row").hidden = !("triplane_ema" in options);
+  if ("triplane_ema" in options) {
+    $("triplane-ema").value = options.triplane_ema;
+    $("triplane-ema-value").textContent = Number(options.triplane_ema).toFixed(2);
+  }
 }
 
 async function start() {
@@ -119,6 +140,11 @@ function stop() {
 function onMessage(message) {
   if (message.type === "hello") {
     $("stats").textContent = `engine ${message.engine} on ${message.device}`;
+    hook.engine = message.engine;
+    if (message.engine !== "3dpe") delete state.engine.triplane_ema;   // a 3dpe-only option
+    showEngineOptions(message.engine_options || {});
+  } else if (message.type === "engine_options") {
+    showEngineOptions(message.options);
   } else if (message.type === "stats") {
     hook.lastStats = message;
     const lat = message.latency_ms;
@@ -235,4 +261,9 @@ $("look-at-lens").onchange = (event) => change({ look_at_lens: event.target.chec
 $("mode").onchange = (event) => change({ mode: event.target.value });
 $("enabled").onchange = (event) => change({ enabled: event.target.checked });
 $("on-face-lost").onchange = (event) => change({ on_face_lost: event.target.value });
+$("smoothing").onchange = (event) => sendEngine({ smoothing: event.target.checked });
+$("triplane-ema").oninput = (event) => {
+  $("triplane-ema-value").textContent = Number(event.target.value).toFixed(2);
+  sendEngine({ triplane_ema: Number(event.target.value) });
+};
 loadPresets().catch((err) => setStatus(`cannot load presets: ${err.message}`, true));

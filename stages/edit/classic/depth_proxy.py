@@ -38,6 +38,7 @@ class DepthProxy:
     centre: tuple[float, float]     # head centre projected into the frame (pixels)
     face_width: float               # pixels
     focal: float                    # pinhole focal length of the webcam model, pixels
+    face: np.ndarray | None = None  # (gh, gw) 0/1: covered by the face mesh
 
 
 def webcam_focal(width: int, face_width: float, fov_deg: float = 60.0) -> float:
@@ -114,7 +115,7 @@ def build_proxy(landmarks: np.ndarray, shape: tuple[int, int], step: int = 4,
     return DepthProxy(shape=tuple(shape[:2]), u=u, v=v, depth=(depth - pivot[2]).astype(np.float32),
                       follow=follow.astype(np.float32), head=head.astype(np.float32),
                       centre=(float(pivot[0]), float(pivot[1])), face_width=width,
-                      focal=webcam_focal(shape[1], width, fov_deg))
+                      focal=webcam_focal(shape[1], width, fov_deg), face=inside)
 
 
 def _into_head(centred: np.ndarray) -> np.ndarray:

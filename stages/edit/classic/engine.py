@@ -8,18 +8,19 @@ import cv2
 import numpy as np
 
 from pipeline.packets import FaceObservation, RenderResult
-from stages.edit.classic.depth_proxy import CHIN, FOREHEAD, DepthProxy, smoothstep, build_proxy
+from stages.edit.classic.depth_proxy import DepthProxy, build_proxy
+from stages.edit.classic.head_mask import styled_head
 from stages.edit.classic.normals import normals_from_depth
 from stages.edit.classic.prompt import IMAGE_SUFFIXES, resolve_prompt
-from stages.edit.classic.view_warp import FrameResampler, ViewWarp, relative_view, warp_view
+from stages.edit.classic.view_warp import (
+    FrameResampler,
+    ViewWarp,
+    relative_view,
+    warp_view,
+)
 from stages.edit.engine import Style
 
 MOVED_PIXELS = 0.5                  # displacement (pixels) at which a pixel counts as fully changed
-# The styled head: face + hair inside an ellipse (in face widths) around the skull, cut just below the chin.
-HAIR_HALF_WIDTH, HAIR_HALF_HEIGHT, HAIR_UP_SHIFT = 0.95, 1.05, 0.3
-BACKDROP_LAB_DISTANCE = (6.0, 16.0)   # Lab (Euclidean) distance to the nearest backdrop sample: not hair … surely hair
-BACKDROP_SAMPLES = 32               # colours sampled from the ring around the head (deterministic stride)
-STYLE_WINDOW = (1.3, 1.5)           # styles fade out between these multiples of the landmark box (half size)
 
 
 @dataclass
@@ -122,52 +123,6 @@ class ClassicEngine:
         styled = scene.style.data.apply(region, fields[..., 1:], scene.proxy.face_width * zoom, weight)
         region[:] = cv2.blendLinear(styled, np.ascontiguousarray(region), weight, 1.0 - weight)
         np.maximum(mask[y0:y1, x0:x1], weight, out=mask[y0:y1, x0:x1])
-
-
-def styled_head(proxy: DepthProxy, frame: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """The proxy's head weight grown over the hair: cells in an ellipse around the skull whose colour is
-    unlike the backdrop (sampled in a ring around that ellipse), soft edged, within STYLE_WINDOW of the face box.
-    """
-    gh, gw = proxy.u.shape
-    width = proxy.face_width
-    up = landmarks[FOREHEAD, :2] - landmarks[CHIN, :2]
-    up /= max(np.linalg.norm(up), 1e-6)
-    right = np.array([-up[1], up[0]])
-    centre = landmarks[:, :2].mean(0) + HAIR_UP_SHIFT * width * up
-    reach = 1.7 * max(HAIR_HALF_WIDTH, HAIR_HALF_HEIGHT) * width              # the ring's extent: work there only
-    cols = np.nonzero(np.abs(proxy.u[0] - centre[0]) < reach)[0]
-    rows = np.nonzero(np.abs(proxy.v[:, 0] - centre[1]) < reach)[0]
-    if rows.size == 0 or cols.size == 0:
-        return proxy.head
-    block = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
-    u, v = proxy.u[block], proxy.v[block]
-    du, dv = u - centre[0], v - centre[1]
-    along = du * up[0] + dv * up[1]
-    radius = np.hypot((du * right[0] + dv * right[1]) / (HAIR_HALF_WIDTH * width), along / (HAIR_HALF_HEIGHT * width))
-    chin = float((landmarks[CHIN, :2] - centre) @ up)                         # the chin's height (negative)
-    lab = cv2.cvtColor(cv2.resize(frame, (gw, gh), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2LAB)
-    lab = lab[block].astype(np.float32)
-    ring = (radius > 1.15) & (radius < 1.6) & (along > chin + 0.2 * width)
-    candidates = radius < 1.1
-    hair = np.zeros(u.shape, np.float32)
-    if ring.sum() >= 8 and candidates.any():
-        backdrop = lab[ring][:: max(1, int(ring.sum()) // BACKDROP_SAMPLES)]
-        pixels = lab[candidates]
-        squared = ((pixels ** 2).sum(1)[:, None] + (backdrop ** 2).sum(1)[None] - 2.0 * pixels @ backdrop.T).min(1)
-        nearest = np.sqrt(np.maximum(squared, 0.0))
-        lo, hi = BACKDROP_LAB_DISTANCE
-        hair[candidates] = smoothstep((nearest - lo) / (hi - lo))
-        hair = cv2.morphologyEx(hair, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))   # lone specks are backdrop
-    inside = (1.0 - smoothstep((radius - 0.9) / 0.2)) * smoothstep((along - chin + 0.05 * width) / (0.15 * width))
-    lo, hi = landmarks[:, :2].min(0), landmarks[:, :2].max(0)
-    mid, half = (lo + hi) / 2, np.maximum((hi - lo) / 2, 1.0)
-    start, end = STYLE_WINDOW
-    window = ((1.0 - smoothstep((np.abs(u - mid[0]) / half[0] - start) / (end - start)))
-              * (1.0 - smoothstep((np.abs(v - mid[1]) / half[1] - start) / (end - start))))
-    grown = cv2.GaussianBlur(hair * inside, (0, 0), max(0.7, 0.03 * width / (proxy.shape[1] / gw)))
-    head = np.zeros((gh, gw), np.float32)                 # the proxy's head is already inside its own window
-    head[block] = np.maximum(proxy.head[block], grown * window)
-    return head
 
 
 def _looks_like_path(text: str) -> bool:

@@ -15,6 +15,8 @@ from stages.edit.classic.holes import fill_holes
 from threedpe.camera import split_label
 
 _INDEX_BITS = 22                    # grids up to 4M cells; depth key above it
+STRETCH_CUT = (2.0, 1.4)            # styles leave hair / backdrop stretched this much (area) … keep it below this
+FACE_STRETCH_CUT = (4.0, 2.5)       # the same for the face mesh (its sides turning to the camera stretch ≈ 1.6×)
 
 
 @dataclass
@@ -95,11 +97,36 @@ def warp_view(proxy: DepthProxy, rotation: np.ndarray, zoom: float = 1.0) -> Vie
     values[hit, 1] = v[winner] - tv[winner]
     values[hit, 2] = depth[winner]
     values[hit, 3] = proxy.head[r0:r1, c0:c1].ravel()[winner]
+    face = np.zeros(bh * bw, np.float32)                     # holes are no face: left unfilled
+    if proxy.face is not None:
+        face[hit] = proxy.face[r0:r1, c0:c1].ravel()[winner]
     filled = fill_holes(values.reshape(bh, bw, 4), hit.reshape(bh, bw))
     # Soften the cell staircase along occlusion edges into a one-cell stretch.
     filled[..., :2] = cv2.GaussianBlur(filled[..., :2], (3, 3), 0)
-    return ViewWarp((gh, gw), (r0, r1, c0, c1), filled[..., :2].copy(), filled[..., 2].copy(),
-                    filled[..., 3].copy(), False)
+    head = filled[..., 3] * _seen(filled[..., :2], hit.reshape(bh, bw), face.reshape(bh, bw), (w / gw, h / gh))
+    return ViewWarp((gh, gw), (r0, r1, c0, c1), filled[..., :2].copy(), filled[..., 2].copy(), head, False)
+
+
+def _seen(displacement: np.ndarray, hit: np.ndarray, face: np.ndarray, cell: tuple[float, float]) -> np.ndarray:
+    """How truly the source shows at each target cell, in [0, 1]: 0 where the view reveals what the frame never
+    showed (holes; hair and backdrop stretched to over STRETCH_CUT[0]× their area), so styles don't paint the
+    smear. The face mesh is real surface turning to the camera: only its grazing edge goes."""
+    closing = np.ones((3, 3), np.uint8)                                 # sampling gaps are no holes
+    covered = cv2.morphologyEx(hit.astype(np.uint8), cv2.MORPH_CLOSE, closing)
+    face = cv2.morphologyEx(face, cv2.MORPH_CLOSE, closing)
+    smooth = cv2.GaussianBlur(displacement, (0, 0), 1.5)              # the splat's cell jitter is no stretch
+    ddx_dx, ddx_dy = np.gradient(smooth[..., 0], cell[1], cell[0])[::-1]
+    ddy_dx, ddy_dy = np.gradient(smooth[..., 1], cell[1], cell[0])[::-1]
+    area = (1.0 + ddx_dx) * (1.0 + ddy_dy) - ddx_dy * ddy_dx         # source area per target area
+    face = np.clip(face, 0.0, 1.0)
+    kept = (face * _ramp(area, FACE_STRETCH_CUT) + (1.0 - face) * _ramp(area, STRETCH_CUT)) * covered
+    return cv2.GaussianBlur(kept.astype(np.float32), (3, 3), 0)
+
+
+def _ramp(area: np.ndarray, cut: tuple[float, float]) -> np.ndarray:
+    """0 where a target cell shows under 1/cut[0] of its area of source, 1 above 1/cut[1]."""
+    lo, hi = 1.0 / cut[0], 1.0 / cut[1]
+    return np.clip((area - lo) / (hi - lo), 0.0, 1.0)
 
 
 def _moving_block(proxy: DepthProxy, zoom: float, pad: int = 3) -> tuple[int, int, int, int]:

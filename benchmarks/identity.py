@@ -7,11 +7,9 @@ import numpy as np
 
 from pipeline.assets import SFACE, YUNET
 
-SAME_PERSON_COSINE = 0.363          # OpenCV Zoo SFace threshold
-
-
 class IdentityMeter:
-    """SFace 128-D embeddings of the largest face YuNet finds; `similarity(a, b)` is their cosine."""
+    """SFace 128-D embeddings of the largest face YuNet finds; `similarity(a, b)` is their cosine
+    (OpenCV Zoo: the same person above 0.363)."""
 
     def __init__(self, yunet_path: str | None = None, sface_path: str | None = None, min_score: float = 0.6):
         self._detector = cv2.FaceDetectorYN.create(str(YUNET.resolve(yunet_path)), "", (320, 320), min_score)

@@ -42,7 +42,6 @@ class EditControls:
     def __init__(self, settings: EditSettings | None = None):
         self._lock = threading.Lock()
         self._settings = (settings or EditSettings()).validated()
-        self.version = 0
 
     @property
     def current(self) -> EditSettings:
@@ -55,7 +54,6 @@ class EditControls:
             raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         with self._lock:
             self._settings = replace(self._settings, **changes).validated()
-            self.version += 1
             return self._settings
 
     def as_dict(self) -> dict[str, Any]:

@@ -46,7 +46,6 @@ class AudioPassthrough:
         self._out = out
         self._packets = (p for p in self._src.demux(source) if p.size and p.pts is not None)
         self._held: av.Packet | None = None
-        self.packets_written = 0
 
     def mux_until(self, seconds: float | None) -> None:
         """Write every audio packet that starts before `seconds` (all remaining ones for None)."""
@@ -64,12 +63,10 @@ class AudioPassthrough:
         if self.remux:
             packet.stream = self.stream
             self._out.mux(packet)
-            self.packets_written += 1
             return
         for frame in packet.decode():
             for out_packet in self.stream.encode(frame):
                 self._out.mux(out_packet)
-                self.packets_written += 1
 
     def close(self) -> None:
         if not self.remux:

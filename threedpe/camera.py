@@ -19,7 +19,6 @@ RADIUS = 2.7
 PIVOT = np.array([0.0, 0.0, 0.2])
 FOCAL_DATASET = 2985.29 / 700.0                                   # 4.2647, FFHQ dataset labels
 DEFAULT_FOV_DEG = 18.837
-FOCAL_LOOKAT = 1.0 / (math.tan(DEFAULT_FOV_DEG * 3.14159 / 360.0) * 1.414)  # 4.26339, eural_to_camera's quirk
 
 
 def intrinsics(focal: float = FOCAL_DATASET, cx: float = 0.5, cy: float = 0.5) -> np.ndarray:
@@ -116,7 +115,10 @@ def eg3d_lookat_pose(h: float, v: float, radius: float = RADIUS, lookat: np.ndar
 
 def eural_to_camera_label(yaw_offset: float = 0.0, pitch_offset: float = 0.0, fov_deg: float = DEFAULT_FOV_DEG,
                           cx: float = 0.5, cy: float = 0.5) -> np.ndarray:
-    """The official 3DPE synthetic camera (`eural_to_camera`), offsets in radians from frontal."""
+    """The official 3DPE synthetic camera (`eural_to_camera`), offsets in radians from frontal.
+
+    Its focal comes from a quirky formula: fov 18.837 gives 4.26339, not the dataset's 4.2647 (spec §1.3).
+    """
     focal = 1.0 / (math.tan(fov_deg * 3.14159 / 360.0) * 1.414)
     pose = eg3d_lookat_pose(math.pi / 2 + yaw_offset, math.pi / 2 + pitch_offset)
     return make_label(pose, intrinsics(focal, cx, cy))

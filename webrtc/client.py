@@ -45,11 +45,6 @@ class ClipCameraTrack(MediaStreamTrack):
         self.send_times: dict[int, float] = {}       # pts → perf_counter when handed to the encoder
         self._start: float | None = None
 
-    @classmethod
-    def from_file(cls, path: str | Path, limit: int | None = None, **kwargs) -> "ClipCameraTrack":
-        frames, fps = decode_clip(path, limit)
-        return cls(frames, kwargs.pop("fps", fps), **kwargs)
-
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":
             raise MediaStreamError

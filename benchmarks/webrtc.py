@@ -1,7 +1,8 @@
-"""WebRTC benchmark: fps delivered to one aiortc peer and the server's internal latency (frame received
-from the peer → edited frame handed to the encoder), p50/p95, with the latency over time plotted.
+"""WebRTC benchmark: fps delivered to one peer (an aiortc client, or headless Chromium with the clip as its
+camera) and the server's internal latency (frame received from the peer → edited frame handed to the
+encoder), p50/p95, with the latency over time plotted.
 
-    python -m benchmarks.webrtc --clip ../shared/clips/d10.mp4 --seconds 30 --style "bronze statue"
+    python -m benchmarks.webrtc --clip ../shared/clips/d10.mp4 --seconds 30 --style "bronze statue" [--browser]
 """
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import argparse
 import asyncio
 import json
 import sys
+import tempfile
 import time
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import AsyncIterator, Awaitable, Callable
 
 import numpy as np
 from tqdm import tqdm
@@ -28,21 +32,65 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds ignored at the start (model loading)")
     parser.add_argument("--style", default="bronze statue")
     parser.add_argument("--engine", default="classic")
+    parser.add_argument("--browser", action="store_true",
+                        help="the peer is headless Chromium (/usr/bin/chromium) showing the page, not an aiortc client")
     parser.add_argument("--out", default="benchmark-webrtc", help="writes OUT.json and OUT.png")
 
 
-async def measure(clip: str, seconds: float, warmup: float, style: str, engine: str) -> dict:
+FramesReceived = Callable[[], Awaitable[int]]
+
+
+@asynccontextmanager
+async def aiortc_peer(url: str, clip: str, style: str) -> AsyncIterator[FramesReceived]:
+    """An in-process aiortc client sending the clip; yields a counter of the edited frames it received."""
     frames, fps = decode_clip(clip, limit=300)
-    config = ServerConfig(make_pipeline=edit_pipeline_factory(EngineConfig(name=engine)), presets=preset_names())
-    async with running_server(config) as (app, url):
-        client = await connect(url, ClipCameraTrack(frames, fps=fps))
-        session = next(iter(app[PEERS].sessions))
+    client = await connect(url, ClipCameraTrack(frames, fps=fps))
+    try:
         while client.channel.readyState != "open":
             await asyncio.sleep(0.05)
         client.send(style=style)
+
+        async def received() -> int:
+            return len(client.frames)
+        yield received
+    finally:
+        await client.close()
+
+
+@asynccontextmanager
+async def browser_peer(url: str, clip: str, style: str) -> AsyncIterator[FramesReceived]:
+    """The page in headless Chromium, its camera playing the clip; counts frames the page's <video> showed."""
+    from playwright.async_api import async_playwright
+
+    from benchmarks.browser import clip_y4m, launch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        camera = clip_y4m(clip, Path(tmp) / "camera.y4m")
+        async with async_playwright() as pw:
+            browser = await launch(pw, camera)
+            try:
+                page = await browser.new_page()
+                await page.goto(url + "/")
+                await page.click("#start")
+                await page.wait_for_function("window.live3dpe.connected", timeout=30_000)
+                await page.evaluate(f"window.live3dpe.set({{style: {json.dumps(style)}}})")
+
+                async def received() -> int:
+                    return await page.evaluate("window.live3dpe.framesReceived")
+                yield received
+            finally:
+                await browser.close()
+
+
+async def measure(clip: str, seconds: float, warmup: float, style: str, engine: str, browser: bool = False) -> dict:
+    config = ServerConfig(make_pipeline=edit_pipeline_factory(EngineConfig(name=engine)), presets=preset_names())
+    peer = browser_peer if browser else aiortc_peer
+    async with running_server(config) as (app, url), peer(url, clip, style) as frames_received:
+        session = next(iter(app[PEERS].sessions))
         await asyncio.sleep(warmup)
         series: list[tuple[float, float]] = []          # (seconds, internal latency ms)
-        start, received0, sent0 = time.perf_counter(), len(client.frames), session.output.sent
+        start, received0, sent0 = time.perf_counter(), await frames_received(), session.output.sent
+        arrived0 = session.source.received
         seen = session.output.sent
         with tqdm(total=int(seconds), desc="webrtc benchmark", unit="s") as progress:
             for _ in range(int(seconds)):
@@ -53,13 +101,14 @@ async def measure(clip: str, seconds: float, warmup: float, style: str, engine: 
                 series += [(now, ms) for ms in list(session.output.latencies_ms)[-new:]] if new else []
                 progress.update(1)
         elapsed = time.perf_counter() - start
-        received, stats = len(client.frames) - received0, session.stats({})
+        received, stats = await frames_received() - received0, session.stats({})
+        arrived = session.source.received - arrived0
         graph = session.graph.metrics.snapshot()
-        await client.close()
     latencies = np.array([ms for _, ms in series]) if series else np.array([np.nan])
     half = len(series) // 2
     return {
-        "clip": clip, "engine": engine, "style": style, "seconds": elapsed, "input_fps": fps,
+        "clip": clip, "peer": "chromium" if browser else "aiortc", "engine": engine, "style": style,
+        "seconds": elapsed, "input_fps": arrived / elapsed,
         "fps_delivered": received / elapsed, "fps_sent": (seen - sent0) / elapsed,
         "latency_ms": {"p50": float(np.nanpercentile(latencies, 50)), "p95": float(np.nanpercentile(latencies, 95))},
         "latency_p50_first_half_ms": float(np.median([ms for _, ms in series[:half]] or [np.nan])),
@@ -79,7 +128,7 @@ def plot(result: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 3.5))
     ax.plot(t, ms, ".", markersize=3)
     ax.set_xlabel("seconds"), ax.set_ylabel("internal latency, ms")
-    ax.set_title(f"WebRTC, {result['engine']} engine: {result['fps_delivered']:.1f} fps delivered, "
+    ax.set_title(f"WebRTC to {result['peer']}, {result['engine']}: {result['fps_delivered']:.1f} fps delivered, "
                  f"p50 {result['latency_ms']['p50']:.0f} ms, p95 {result['latency_ms']['p95']:.0f} ms")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -91,7 +140,7 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"clip not found: {args.clip} (pass --clip)")
     if args.seconds < 1:
         raise UserError("--seconds must be at least 1")
-    result = asyncio.run(measure(args.clip, args.seconds, args.warmup, args.style, args.engine))
+    result = asyncio.run(measure(args.clip, args.seconds, args.warmup, args.style, args.engine, args.browser))
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps({k: v for k, v in result.items() if k != "series"}, indent=2))
     plot(result, out.with_suffix(".png"))

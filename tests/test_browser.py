@@ -6,34 +6,18 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
+from benchmarks.browser import CHROMIUM, launch, still_y4m
 from pipeline.config import EngineConfig
 from webrtc.client import decode_clip
 from webrtc.pipeline_factory import edit_pipeline_factory, preset_names
 from webrtc.server import PEERS, ServerConfig, running_server
 
-CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")]
 GRAB = 64                                        # pixel grabs are scaled to GRAB×GRAB
-
-
-def write_y4m(frame: np.ndarray, path: Path, seconds: float = 3.0, fps: int = 30) -> Path:
-    """A y4m of one clip frame held for `seconds` (Chromium loops it). A still camera makes the
-    output comparisons depend on the edit only, not on where the talking head happens to be."""
-    with av.open(str(path), "w", format="yuv4mpegpipe") as out:
-        stream = out.add_stream("rawvideo", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = frame.shape[1], frame.shape[0], "yuv420p"
-        yuv = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p")
-        for _ in range(int(seconds * fps)):
-            for packet in stream.encode(yuv):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
 
 
 def face_region(grab: dict) -> np.ndarray:
@@ -49,19 +33,15 @@ async def grab(page, which: str) -> dict:
 @pytest.fixture(scope="module")
 def fake_camera(clips, tmp_path_factory) -> Path:
     frame = decode_clip(clips / "d10.mp4", limit=1)[0][0]
-    return write_y4m(frame, tmp_path_factory.mktemp("camera") / "camera.y4m")
+    return still_y4m(frame, tmp_path_factory.mktemp("camera") / "camera.y4m")
 
 
 async def test_page_streams_edited_video_and_yaw_slider_changes_it(fake_camera):
     from playwright.async_api import async_playwright
 
     config = ServerConfig(make_pipeline=edit_pipeline_factory(EngineConfig(name="classic")), presets=preset_names())
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-video-capture={fake_camera}"]
     async with running_server(config) as (app, url), async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        browser = await launch(pw, fake_camera)
         try:
             page = await browser.new_page()
             errors: list[str] = []
@@ -141,10 +121,8 @@ async def test_page_says_when_the_server_is_full(fake_camera):
     from playwright.async_api import async_playwright
 
     config = ServerConfig(make_pipeline=lambda controls, on_error: ([], None), presets=[], max_peers=0)
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={fake_camera}"]
     async with running_server(config) as (app, url), async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        browser = await launch(pw, fake_camera)
         try:
             page = await browser.new_page()
             await page.goto(url + "/")

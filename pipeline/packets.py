@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+CROP_SIZE = 512                     # side of the EG3D/FFHQ-aligned face crop (the 3DPE encoder's input)
+
 
 @dataclass
 class FaceObservation:
@@ -26,7 +28,7 @@ class FaceObservation:
     camera: np.ndarray             # (25,) float32 EG3D camera label (cam2world 4x4 + normalised intrinsics)
     crop_matrix: np.ndarray        # (2, 3) float64 frame -> 512² crop
     crop_inverse: np.ndarray       # (2, 3) float64 512² crop -> frame
-    crop: np.ndarray               # (512, 512, 3) uint8 RGB, EG3D/FFHQ-aligned
+    crop: np.ndarray               # (CROP_SIZE, CROP_SIZE, 3) uint8 RGB, EG3D/FFHQ-aligned
     mask: np.ndarray               # (H, W) float32 soft face mask in [0, 1], frame coordinates
     transform: np.ndarray | None = None      # (4, 4) MediaPipe facial transformation matrix (raw)
     blendshapes: dict[str, float] | None = None

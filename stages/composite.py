@@ -8,15 +8,14 @@ import cv2
 import numpy as np
 
 from pipeline.config import EditControls, EditSettings
-from pipeline.packets import FaceObservation, FramePacket, RenderResult
+from pipeline.packets import CROP_SIZE, FaceObservation, FramePacket, RenderResult
 from pipeline.stage import Stage
 
-CROP = 512
 FEATHER_SIGMA = 10.0                # px at crop scale: width of the soft seam around a pasted crop render
 BORDER_FADE = 24                    # px at crop scale: a crop render never reaches the crop's own edge
 
 
-def _border_ramp(size: int = CROP, width: int = BORDER_FADE) -> np.ndarray:
+def _border_ramp(size: int = CROP_SIZE, width: int = BORDER_FADE) -> np.ndarray:
     ramp = np.clip(np.minimum(np.arange(size), np.arange(size)[::-1]) / width, 0.0, 1.0).astype(np.float32)
     return np.minimum.outer(ramp, ramp)
 
@@ -26,7 +25,7 @@ _BORDER = _border_ramp()
 
 def feather_crop_mask(mask: np.ndarray) -> np.ndarray:
     """Soften a 512² render mask so that the seam in the frame is gradual and never at the crop's edge."""
-    m = cv2.resize(mask.astype(np.float32), (CROP, CROP)) if mask.shape[:2] != (CROP, CROP) else mask.astype(np.float32)
+    m = cv2.resize(mask.astype(np.float32), (CROP_SIZE, CROP_SIZE)) if mask.shape[:2] != (CROP_SIZE, CROP_SIZE) else mask.astype(np.float32)
     m = cv2.erode(m, np.ones((9, 9), np.uint8))             # keep the blur's outer half inside the rendered area
     m = cv2.GaussianBlur(m, (0, 0), FEATHER_SIGMA)
     return np.clip(m, 0.0, 1.0) * _BORDER
@@ -73,7 +72,7 @@ def paste(frame: np.ndarray, render: RenderResult, face: FaceObservation, alpha:
         m = render.mask[y0:y1, x0:x1].astype(np.float32) * alpha
         out[y0:y1, x0:x1] = _blend(frame[y0:y1, x0:x1], render.image[y0:y1, x0:x1], m)
         return out
-    corners = np.array([[0, 0, 1], [CROP, 0, 1], [0, CROP, 1], [CROP, CROP, 1]], np.float64) @ face.crop_inverse.T
+    corners = np.array([[0, 0, 1], [CROP_SIZE, 0, 1], [0, CROP_SIZE, 1], [CROP_SIZE, CROP_SIZE, 1]], np.float64) @ face.crop_inverse.T
     roi = _roi(corners, w, h)
     if roi is None:
         return out
@@ -91,13 +90,13 @@ def paste(frame: np.ndarray, render: RenderResult, face: FaceObservation, alpha:
 def to_crop(image: np.ndarray, space: str, face: FaceObservation | None) -> np.ndarray:
     """A render (or frame) as a 512² aligned crop: crop-space images as they are, frames warped by the crop matrix."""
     if space == "crop":
-        return image if image.shape[:2] == (CROP, CROP) else cv2.resize(image, (CROP, CROP))
+        return image if image.shape[:2] == (CROP_SIZE, CROP_SIZE) else cv2.resize(image, (CROP_SIZE, CROP_SIZE))
     if face is None:
         return centre_square(image)
-    return cv2.warpAffine(image, face.crop_matrix, (CROP, CROP), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(image, face.crop_matrix, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def centre_square(frame: np.ndarray, size: int = CROP) -> np.ndarray:
+def centre_square(frame: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
     h, w = frame.shape[:2]
     s = min(h, w)
     y, x = (h - s) // 2, (w - s) // 2

@@ -26,6 +26,15 @@ def load_rgb(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def image_path_in(text: str) -> Path | None:
+    """The image file a style text names ("image:<path>", or a path with an image suffix), else None."""
+    text = text.strip()
+    if text.lower().startswith("image:"):
+        return Path(text[len("image:"):].strip()).expanduser()
+    path = Path(text).expanduser()
+    return path if path.suffix.lower() in IMAGE_SUFFIXES else None
+
+
 class ImageSource(Source):
     """The same image `repeat` times; pts count frames in a 1/fps time base. `live` paces at fps."""
 

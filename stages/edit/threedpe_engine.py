@@ -17,10 +17,11 @@ import torch
 
 from pipeline.config import EngineConfig
 from pipeline.device import resolve_device
-from pipeline.packets import FaceObservation, RenderResult
+from pipeline.errors import UserError
+from pipeline.packets import CROP_SIZE, FaceObservation, RenderResult
 from stages.edit.engine import Style
+from stages.source_image import image_path_in, load_rgb
 
-CROP = 512
 NO_TEXT_ENCODER = ("the 3dpe engine takes image prompts only (the official 3DPE release ships no text encoder): "
                    "pass an image, e.g. --style image:/path/to/prompt.jpg, or use --engine classic for text presets")
 
@@ -95,11 +96,14 @@ class ThreeDPEEngine:
         if prompt is None or (isinstance(prompt, str) and prompt.strip().lower() in ("", "none")):
             return Style("none", "none", "none (the face itself as the prompt)")
         if isinstance(prompt, str):
-            path = prompt[len("image:"):] if prompt.startswith("image:") else prompt
-            if not Path(path).is_file():
+            path = image_path_in(prompt) or Path(prompt.strip())   # any readable file, whatever its suffix
+            if not path.is_file():
                 raise ValueError(f"{prompt!r} is not an image file; {NO_TEXT_ENCODER}")
-            rgb = _read_rgb(path)
-            label = Path(path).name
+            try:
+                rgb = load_rgb(path)
+            except UserError:
+                raise ValueError(f"cannot read the image prompt {str(path)!r} (not an image OpenCV can decode)") from None
+            label = path.name
         else:
             rgb, label = np.asarray(prompt), "image prompt"
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8 or min(rgb.shape[:2]) < 16:
@@ -157,15 +161,9 @@ class ThreeDPEEngine:
             opacity = out["weight_sum"][0, 0].float().clamp(0, 1).cpu().numpy()
             depth = out["image_depth"][0, 0].float().cpu().numpy() if "image_depth" in out else None
         image = image[0] if image.ndim == 4 else image
-        if image.shape[:2] != (CROP, CROP):                   # cheap preview resolutions still give a 512² crop
-            image = cv2.resize(image, (CROP, CROP), interpolation=cv2.INTER_LINEAR)
-        mask = cv2.resize(opacity, (CROP, CROP), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+        if image.shape[:2] != (CROP_SIZE, CROP_SIZE):                   # cheap preview resolutions still give a 512² crop
+            image = cv2.resize(image, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_LINEAR)
+        mask = cv2.resize(opacity, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_LINEAR).astype(np.float32)
         return RenderResult(image=image, mask=mask, space="crop", depth=depth,
                             camera=np.asarray(camera, np.float32), label=self.label)
 
-
-def _read_rgb(path: str) -> np.ndarray:
-    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"cannot read the image prompt {path!r} (not an image OpenCV can decode)")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

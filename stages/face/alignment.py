@@ -14,7 +14,8 @@ import math
 import cv2
 import numpy as np
 
-CROP_SIZE = 512
+from pipeline.packets import CROP_SIZE
+
 # Deep3DFaceRecon's five standard 3D landmarks (BFM similarity_Lm3D_all.mat, 68 → 5: eye centres as
 # the mean of the two eye corners, nose tip, mouth corners), in the order image-left eye, image-right
 # eye, nose, image-left mouth corner, image-right mouth corner; x right, y up, z to the viewer.

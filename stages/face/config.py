@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.packets import CROP_SIZE
+
 
 @dataclass(frozen=True)
 class FaceConfig:
@@ -16,7 +18,7 @@ class FaceConfig:
     # face, at 0.8 it does not (like EG3D's own MTCNN step, which keeps faces above 0.9).
     min_detection_confidence: float = 0.8
     max_faces: int = 4
-    crop_size: int = 512
+    crop_size: int = CROP_SIZE
     # One-Euro settings (cutoffs in Hz). Translation is filtered in crop pixels, scale as log-scale,
     # angles in radians; beta makes the filter follow fast motion with little lag. Scale gets a low
     # beta: talking moves the landmarks' spread (jaw, brows) while the head's distance changes slowly;

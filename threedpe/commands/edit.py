@@ -16,10 +16,9 @@ from tqdm import tqdm
 
 from pipeline.device import resolve_device
 from pipeline.errors import UserError
+from pipeline.packets import CROP_SIZE
 from threedpe.camera import eural_to_camera_label
 from threedpe.preprocess import image_to_tensor, prompt_to_tensor, tensor_to_image
-
-TILE = 512
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,7 +65,7 @@ def read_rgb(path: str, what: str) -> np.ndarray:
 def aligned_crop(rgb: np.ndarray, aligned: bool, face_model: str | None = None) -> np.ndarray:
     """The EG3D-aligned 512² crop: from the face stage, or the image itself with --aligned."""
     if aligned:
-        if rgb.shape[:2] != (TILE, TILE):
+        if rgb.shape[:2] != (CROP_SIZE, CROP_SIZE):
             raise UserError(f"--aligned needs a 512×512 image, this one is {rgb.shape[1]}×{rgb.shape[0]}")
         return rgb
     from stages.face import FaceConfig, FaceTracker
@@ -111,7 +110,7 @@ def contact_sheet(crop: np.ndarray, prompt: np.ndarray, views: list[np.ndarray],
                   label: str) -> np.ndarray:
     """[input crop | prompt | views...], 512² tiles; every view carries `label` when the weights are not real."""
     tiles = [draw_label(crop, "input crop"),
-             draw_label(cv2.resize(prompt, (TILE, TILE), interpolation=cv2.INTER_AREA), "prompt")]
+             draw_label(cv2.resize(prompt, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_AREA), "prompt")]
     for view, yaw in zip(views, yaws):
         tile = draw_label(view, f"yaw {yaw:+g} deg")
         tiles.append(draw_label(tile, label, warning=True) if label else tile)
@@ -134,7 +133,7 @@ def write_orbit(model, triplane: torch.Tensor, path: Path, frames: int, fps: int
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = TILE, TILE, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = CROP_SIZE, CROP_SIZE, "yuv420p"
         for cam in tqdm(orbit_cameras(frames), desc="orbit", unit="frame"):
             img = tensor_to_image(model.render(triplane, torch.from_numpy(cam)[None])["image"])
             if label:

@@ -11,7 +11,7 @@ from pipeline.packets import FaceObservation, RenderResult
 from stages.edit.classic.depth_proxy import DepthProxy, build_proxy
 from stages.edit.classic.head_mask import styled_head
 from stages.edit.classic.normals import normals_from_depth
-from stages.edit.classic.prompt import IMAGE_SUFFIXES, resolve_prompt
+from stages.edit.classic.prompt import resolve_prompt
 from stages.edit.classic.view_warp import (
     FrameResampler,
     ViewWarp,
@@ -19,6 +19,7 @@ from stages.edit.classic.view_warp import (
     warp_view,
 )
 from stages.edit.engine import Style
+from stages.source_image import image_path_in
 
 MOVED_PIXELS = 0.5                  # displacement (pixels) at which a pixel counts as fully changed
 
@@ -61,7 +62,7 @@ class ClassicEngine:
         if prompt is None or isinstance(prompt, Path):
             asked = str(prompt)
         elif isinstance(prompt, str):
-            asked = prompt.strip() if _looks_like_path(prompt) else " ".join(prompt.lower().split())
+            asked = prompt.strip() if image_path_in(prompt) else " ".join(prompt.lower().split())
         if asked in self._by_prompt:
             return self._by_prompt[asked]
         style = resolve_prompt(prompt)
@@ -124,7 +125,3 @@ class ClassicEngine:
         region[:] = cv2.blendLinear(styled, np.ascontiguousarray(region), weight, 1.0 - weight)
         np.maximum(mask[y0:y1, x0:x1], weight, out=mask[y0:y1, x0:x1])
 
-
-def _looks_like_path(text: str) -> bool:
-    text = text.strip()
-    return text.lower().startswith("image:") or Path(text).suffix.lower() in IMAGE_SUFFIXES

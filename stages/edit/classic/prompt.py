@@ -16,12 +16,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipeline.errors import UserError
 from stages.edit.classic.normals import lambert
 from stages.edit.classic.styles import PRESETS, statue_tone
 from stages.edit.engine import Style
+from stages.source_image import image_path_in, load_rgb
 
 NONE_WORDS = {"", "none", "off", "no style", "camera only"}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 WORD_MATCH, ACCEPT = 0.8, 0.75
 
 SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -186,8 +187,8 @@ def resolve_prompt(prompt: str | np.ndarray | Path | None) -> Style:
     text = prompt.strip()
     if text.lower() in NONE_WORDS:
         return Style(key="none", kind="none", label="none")
-    if text.lower().startswith("image:") or Path(text).suffix.lower() in IMAGE_SUFFIXES:
-        path = Path(text[6:].strip() if text.lower().startswith("image:") else text).expanduser()
+    path = image_path_in(text)
+    if path is not None:
         return _image_style(_read_image(path), path.name)
     name = text.lower() if text.lower() in PRESETS else closest_preset(text)
     kind = "preset" if name == text.lower() else "text"
@@ -196,10 +197,10 @@ def resolve_prompt(prompt: str | np.ndarray | Path | None) -> Style:
 
 
 def _read_image(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
-    if bgr is None:
-        raise ValueError(f"style image not found or unreadable: {path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    try:
+        return load_rgb(path)
+    except UserError:
+        raise ValueError(f"style image not found or unreadable: {path}") from None
 
 
 def _image_style(rgb: np.ndarray, label: str) -> Style:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from pipeline.commands import run as run_command
+from cli import run as run_command
 from pipeline.errors import UserError
 from pipeline.graph import Graph
 from pipeline.metrics import RunMetrics, percentiles
@@ -202,5 +202,5 @@ def metrics_table(result: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    from pipeline.cli import main as cli_main
+    from cli.main import main as cli_main
     sys.exit(cli_main(["bench", *sys.argv[1:]]))

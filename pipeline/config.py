@@ -7,6 +7,9 @@ from typing import Any
 
 COMPOSITE_MODES = ("paste", "crop", "side-by-side", "grid")
 FACE_LOST_POLICIES = ("fade", "blur")
+# The virtual camera's range, degrees either side: where the re-render holds up (docs/quality.md). Every
+# front end (CLI flags, the page's sliders, the data channel) uses these; offsets beyond them are clamped.
+CAMERA_LIMITS = {"yaw": 25.0, "pitch": 15.0, "roll": 30.0}
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.cli import main as cli
+from cli.main import main as cli
 
 
 def make_zero_frame_video(path):

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from pipeline.cli import main as cli
+from cli.main import main as cli
 
 
 def bench(tmp_path, *extra):

@@ -138,7 +138,7 @@ def test_animal_image_passes_through_or_blurs(images):
 
 def test_run_cli_keeps_frames_timestamps_and_audio(clips, tmp_path):
     src, out = clips / "d12.mp4", tmp_path / "out.mp4"
-    cmd = [sys.executable, "-m", "pipeline.cli", "run", "--input", str(src), "--output", str(out),
+    cmd = [sys.executable, "-m", "cli", "run", "--input", str(src), "--output", str(out),
            "--engine", "classic", "--style", "bronze statue", "--yaw", "10", "--pitch", "-5", "--mode", "paste",
            "--max-frames", "30"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
@@ -154,7 +154,7 @@ def test_run_cli_keeps_frames_timestamps_and_audio(clips, tmp_path):
 
 
 def test_run_cli_bad_style_is_one_clear_line(clips, tmp_path):
-    cmd = [sys.executable, "-m", "pipeline.cli", "run", "--input", str(clips / "d0.mp4"),
+    cmd = [sys.executable, "-m", "cli", "run", "--input", str(clips / "d0.mp4"),
            "--output", str(tmp_path / "o.mp4"), "--style", "qwzx blorp", "--max-frames", "2"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr

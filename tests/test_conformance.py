@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.cli import main as cli
+from cli.main import main as cli
 from threedpe.conformance import RENDER_TAPS, Bundle, compare, tap_of
 from threedpe.fill_rule import fill_state_dicts
 from threedpe.model import renderer_available

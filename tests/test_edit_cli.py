@@ -5,10 +5,10 @@ import av
 import cv2
 import pytest
 
-from pipeline.cli import main as cli
+from cli.main import main as cli
 from pipeline.errors import UserError
 from threedpe.camera import camera_angles
-from threedpe.commands.edit import orbit_cameras, parse_views
+from cli.edit import orbit_cameras, parse_views
 
 
 def test_no_face_is_a_clear_error(images, tmp_path, capsys):

@@ -134,7 +134,7 @@ def test_crop_is_stable_on_a_steady_talker_with_smoothing(clips):
 
 
 def test_face_command_json(images, tmp_path):
-    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "face", "--input", str(images / "s42.jpg"), "--json",
+    out = subprocess.run([sys.executable, "-m", "cli", "face", "--input", str(images / "s42.jpg"), "--json",
                           "--save-crops", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     record = json.loads(out.stdout.strip().splitlines()[-1])
@@ -160,7 +160,7 @@ def test_face_command_bad_input_is_one_line_error(tmp_path):
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"not a video")
     for path in (tmp_path / "missing.mp4", bad):
-        out = subprocess.run([sys.executable, "-m", "pipeline.cli", "face", "--input", str(path)],
+        out = subprocess.run([sys.executable, "-m", "cli", "face", "--input", str(path)],
                              capture_output=True, text=True, timeout=120)
         assert out.returncode == 2 and "Traceback" not in out.stderr and "error:" in out.stderr
 

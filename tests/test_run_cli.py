@@ -10,7 +10,7 @@ import time
 import av
 import pytest
 
-from pipeline.cli import main as cli
+from cli.main import main as cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -62,7 +62,7 @@ def test_queue_size_outside_1_2_is_rejected_by_the_parser(clips):
 @pytest.mark.timeout(120)
 def test_ctrl_c_stops_a_live_run_cleanly_and_the_file_is_still_playable(tmp_path):
     out = tmp_path / "live.mp4"
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", "--input", "synthetic", "--realtime",
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "run", "--input", "synthetic", "--realtime",
                              "--max-frames", "100000", "--output", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     deadline = time.monotonic() + 90

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import pyvirtualcam
 
-from pipeline.cli import main as cli_main
+from cli.main import main as cli_main
 from pipeline.config import EditControls, EditSettings, EngineConfig
 from pipeline.errors import UserError
 from pipeline.graph import Graph
@@ -76,15 +76,15 @@ def test_missing_virtual_camera_explains_how_to_create_one(capsys):
 
 
 def test_engine_device_flag_is_renamed_on_cam():
-    from pipeline.cli import build_parser
+    from cli.main import build_parser
 
     args = build_parser(only="cam").parse_args(["cam", "--device", "2", "--engine-device", "cpu", "--virtual-camera"])
     assert args.camera == 2 and args.device == "cpu"
 
 
 def test_cam_opens_the_virtual_camera_before_the_webcam_fake_backend(fake_backend, capsys):
-    from pipeline.cli import build_parser
-    from webrtc.virtualcam_command import main
+    from cli.main import build_parser
+    from cli.cam import main
 
     args = build_parser(only="cam").parse_args(["cam", "--virtual-camera", "--device", "57"])
     with pytest.raises(UserError, match=r"camera 57 does not exist.*ls /dev/video"):

@@ -26,7 +26,7 @@ from stages.face import FaceConfig, FaceStage, FaceTracker
 from webrtc import engine_options
 from webrtc.auth import token_ok
 from webrtc.client import ClipCameraTrack, decode_clip
-from webrtc.command import page_url, resolve_token
+from cli.serve import page_url, resolve_token
 from webrtc.control import ControlError, health_state, parse_message
 from webrtc.engine_options import EngineOptionError, EngineOptions
 from webrtc.peer import offered_directions
@@ -219,7 +219,7 @@ def free_port() -> int:
 @pytest.mark.slow
 def test_serve_command_serves_the_page_on_localhost():
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "serve", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline, page = time.monotonic() + 60, None
@@ -238,6 +238,6 @@ def test_serve_command_serves_the_page_on_localhost():
 
 
 def test_serve_rejects_bad_arguments():
-    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "serve", "--max-peers", "0"],
+    result = subprocess.run([sys.executable, "-m", "cli", "serve", "--max-peers", "0"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "--max-peers" in result.stderr and "Traceback" not in result.stderr

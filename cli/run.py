@@ -13,6 +13,7 @@ from pipeline.errors import StageError, UserError
 from pipeline.graph import Graph
 from pipeline.metrics import RunMetrics
 from pipeline.stage import Sink, Source, Stage
+from stages.chain import add_edit_arguments, build_stages_from_args
 from stages.sink_file import FileSink
 from stages.sink_preview import PreviewSink
 from stages.source_webcam import parse_camera
@@ -37,15 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_chain_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of the edit chain (face → edit → render → composite): engine, style, virtual camera, mode."""
-    from stages.chain import add_edit_arguments
-
     add_edit_arguments(parser)
 
 
 def build_stages(args: argparse.Namespace) -> list[Stage]:
     """The edit chain between source and sink (engine classic by default; 3dpe when weights are given)."""
-    from stages.chain import build_stages_from_args
-
     camera = parse_camera(args.input) is not None
     return build_stages_from_args(args, live=bool(args.realtime or camera))
 

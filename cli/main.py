@@ -12,13 +12,13 @@ import sys
 from pipeline.errors import UserError
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("pipeline.commands.run", "edit a video file or camera into a file"),
+    "run": ("cli.run", "edit a video file or camera into a file"),
     "bench": ("benchmarks.fps", "measure pipeline fps and per-stage latency on a clip"),
-    "face": ("stages.face.command", "inspect face tracking: pose, EG3D camera, crop per frame"),
-    "edit": ("threedpe.commands.edit", "3DPE edit of one still image, rendered from several views"),
-    "conformance": ("threedpe.commands.conformance", "check the network against a conformance bundle"),
-    "serve": ("webrtc.command", "start the WebRTC server and browser page"),
-    "cam": ("webrtc.virtualcam_command", "edit the webcam into a virtual camera (Zoom, Meet, OBS)"),
+    "face": ("cli.face", "inspect face tracking: pose, EG3D camera, crop per frame"),
+    "edit": ("cli.edit", "3DPE edit of one still image, rendered from several views"),
+    "conformance": ("cli.conformance", "check the network against a conformance bundle"),
+    "serve": ("cli.serve", "start the WebRTC server and browser page"),
+    "cam": ("cli.cam", "edit the webcam into a virtual camera (Zoom, Meet, OBS)"),
 }
 
 

@@ -1,1 +1,0 @@
-"""One module per `live3dpe` subcommand (see pipeline/cli.py)."""

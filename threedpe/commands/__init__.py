@@ -1,1 +1,0 @@
-"""`live3dpe` subcommands of the network package: `edit` (one still image) and `conformance`."""

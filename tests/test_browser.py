@@ -107,12 +107,11 @@ async def test_page_streams_edited_video_and_controls_follow_the_server(fake_cam
             edited_again = await grab(page, "edited")
             noise = np.abs(face_region(edited_again) - face_region(edited)).mean()   # same still input
             await page.focus("#yaw")                     # a focused slider steps as the page's arrows do
-            for _ in range(4):
-                await page.keyboard.press("ArrowRight")
-            assert await page.input_value("#yaw") == "20"
-            for _ in range(3):                           # and stops at the server's limit
-                await page.keyboard.press("ArrowRight")
+            await page.keyboard.press("ArrowRight")
+            assert await page.input_value("#yaw") == "5"
             yaw = CAMERA_LIMITS["yaw"]
+            for _ in range(int(yaw // 5) + 2):           # and stops at the server's limit
+                await page.keyboard.press("ArrowRight")
             assert float(await page.input_value("#yaw")) == yaw
             await page.wait_for_function(f"window.live3dpe.lastStats && window.live3dpe.lastStats.settings.yaw === {yaw}",
                                          timeout=10_000)
@@ -120,8 +119,14 @@ async def test_page_streams_edited_video_and_controls_follow_the_server(fake_cam
             turned = await grab(page, "edited")
             yaw_change = np.abs(face_region(turned) - face_region(edited_again)).mean()
             assert yaw_change > max(3 * noise, 4.0), (yaw_change, noise)
-            await page.evaluate("window.live3dpe.set({yaw: 80})")            # the data channel clamps too
-            await page.wait_for_function(f"window.live3dpe.lastStats.settings.yaw === {yaw}", timeout=10_000)
+            await page.evaluate("window.live3dpe.set({yaw: 80})")            # beyond the range: held at its end
+            await asyncio.sleep(0.5)
+            assert (await page.evaluate("window.live3dpe.lastStats.settings.yaw"), await page.input_value("#yaw")) \
+                == (yaw, f"{yaw:g}")
+            await page.evaluate("document.activeElement.blur()")             # the page's own arrows: the same step
+            await page.keyboard.press("ArrowLeft")
+            assert float(await page.input_value("#yaw")) == yaw - 5
+            yaw -= 5
 
             await page.click("#style-text")             # typing a style: the shortcut keys are just letters
             await page.keyboard.type("m l 0 n")
@@ -295,6 +300,14 @@ async def test_camera_inset_never_covers_the_picture_in_side_by_side_and_grid(fa
             await browser.close()
 
 
+DEGRADED_STATS = """() => {
+    showStats({health: "degraded inference", fps_in: 30, fps_out: 12, latency_ms: {p50: 80, p95: 120},
+               graph: {drops: 3, stages: {}}, skipped_input: 0, engine: "classic", device: "cpu", video: {}});
+    const summary = document.getElementById("stats-summary"), note = document.getElementById("health-note");
+    return [summary.textContent, getComputedStyle(summary).color, note.hidden ? null : note.textContent];
+}"""
+
+
 async def test_status_follows_the_server_going_away_and_coming_back(fake_camera):
     from playwright.async_api import async_playwright
 
@@ -326,6 +339,9 @@ async def test_status_follows_the_server_going_away_and_coming_back(fake_camera)
                 await page.click("#stop")
                 assert await page.text_content("#status") == "stopped"
                 assert await page.is_enabled("#start") and await page.is_disabled("#stop")
+            summary, colour, note = await page.evaluate(DEGRADED_STATS)             # a degraded state is explained
+            assert summary.startswith("degraded inference · 12 fps") and colour == "rgb(255, 210, 122)"
+            assert note == "The server edits 12 of 30 frames a second: it is busy, so frames are skipped to stay live."
             assert not errors, errors
         finally:
             await browser.close()

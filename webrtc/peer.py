@@ -72,7 +72,8 @@ class PeerSession:
         self._graph_task: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
         self._channel = None
-        self._running = {"label": setting_label(settings.style), "preset": None}    # the style in use
+        self._running = {"label": setting_label(settings.style),                    # the style in use
+                         "preset": "none" if style_prompt(settings.style) is None else None}
         self.style_status = self._style_fields("ready", setting_label(settings.style))
         self.error: str | None = None
         self.closed = asyncio.Event()
@@ -281,10 +282,11 @@ class PeerSession:
 
     async def _video_bytes_sent(self) -> int | None:
         sender = next((s for s in self.pc.getSenders() if s.track is self.output), None)
-        if sender is None:
+        try:
+            report = await sender.getStats() if sender is not None else {}
+        except Exception:                              # the transport is closing: no figure this time
             return None
-        report = await sender.getStats()
-        return sum(s.bytesSent for s in report.values() if s.type == "outbound-rtp")
+        return sum(s.bytesSent for s in report.values() if s.type == "outbound-rtp") if report else None
 
     def _send(self, text: str) -> None:
         if self._channel is not None and self._channel.readyState == "open":
@@ -375,7 +377,10 @@ def setting_label(style: str) -> str:
 def running_style(asked: str, style: Style) -> dict[str, Any]:
     """The page's view of the style in use: a label ("van gogh starry night → oil painting", an upload by
     the name the page gave it) and the preset it is, if any, for the page to mark."""
-    preset = "none" if style.kind == "none" else style.key.split(":", 1)[1] if style.key.startswith("preset:") else None
+    if style.kind == "none":
+        preset = "none"
+    else:
+        preset = style.key.removeprefix("preset:") if style.key.startswith("preset:") else None
     return {"label": asked if style.kind == "image" else style.label, "preset": preset}
 
 

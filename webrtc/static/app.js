@@ -4,6 +4,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
 const token = new URLSearchParams(location.search).get("token");
 const authHeaders = token ? { Authorization: `Bearer ${token}` } : {};
 const MODES = ["paste", "crop", "side-by-side", "grid"];
@@ -253,6 +254,9 @@ function onMessage(message, pc) {
 }
 
 function send(changes) {
+  for (const axis of ["yaw", "pitch"]) {                    // the page keeps to the server's range, as the server does
+    if (axis in changes && state.limits) changes[axis] = clamp(changes[axis], -state.limits[axis], state.limits[axis]);
+  }
   if ("style" in changes) delete state.settings.prompt;     // the latest style choice wins
   if ("prompt" in changes) delete state.settings.style;
   Object.assign(state.settings, changes);
@@ -484,7 +488,6 @@ function syncControls() {
 
 function change(changes) { send(changes); syncControls(); }
 
-const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
 
 function step(axis, delta) {
   if (!state.limits) return;

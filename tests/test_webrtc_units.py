@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -20,8 +21,11 @@ import torch
 from aiohttp.test_utils import make_mocked_request
 from test_edit_fakes import make_face, textured_frame
 
-from pipeline.config import EngineConfig
+from pipeline.config import CAMERA_LIMITS, EngineConfig
+from stages.edit.classic import ClassicEngine
 from stages.edit.engine import Style
+from stages.edit.stage import TEXT_STYLE, style_prompt
+from stages.source_image import image_path_in
 from stages.face import FaceConfig, FaceStage, FaceTracker
 from webrtc import engine_options
 from webrtc.auth import token_ok
@@ -29,26 +33,26 @@ from webrtc.client import ClipCameraTrack, decode_clip
 from cli.serve import page_url, resolve_token
 from webrtc.control import ControlError, health_state, parse_message
 from webrtc.engine_options import EngineOptionError, EngineOptions
-from webrtc.peer import offered_directions
+from webrtc.peer import offered_directions, running_style, setting_label
 from webrtc.prompts import PromptError, PromptStore, image_kind
 from webrtc.tracks import IncomingVideoSource
 
 
 def test_control_messages_parse_validate_and_clamp():
-    request = parse_message(json.dumps({"type": "set", "yaw": 500, "pitch": -3.5, "mode": "grid",
+    request = parse_message(json.dumps({"type": "set", "yaw": 500, "pitch": -3.5, "roll": -90, "mode": "grid",
                                         "look_at_lens": True, "style": "  marble "}))
-    assert request.changes == {"yaw": 90.0, "pitch": -3.5, "mode": "grid", "look_at_lens": True}
+    # the virtual camera's range is the engine's, the same the page's sliders get
+    assert request.changes == {"yaw": CAMERA_LIMITS["yaw"], "pitch": -3.5, "roll": -CAMERA_LIMITS["roll"],
+                               "mode": "grid", "look_at_lens": True}
+    assert parse_message('{"type": "set", "pitch": -100}').changes == {"pitch": -CAMERA_LIMITS["pitch"]}
     assert request.style == "marble" and request.prompt_id is None
     assert parse_message('{"type": "set", "prompt": "0123456789abcdef0123"}').prompt_id == "0123456789abcdef0123"
-    assert parse_message('{"type": "set", "style": "Bronze, weathered (old)"}').style == "Bronze, weathered (old)"
+    for text in ["Bronze, weathered (old)", "golden statue.", "Van Gogh’s Starry Night", "“Crème brûlée”: gold!"]:
+        assert parse_message(json.dumps({"type": "set", "style": text})).style == text
     for bad, words in [("[" * 50_000, "not JSON"),
                        ('{"type": "set", "prompt": "abc123"}', "prompt"),
                        ('{"type": "set", "prompt": "%s"}' % ("a" * 300), "prompt"),
-                       # engines read these as image files on the server: never from the network
-                       ('{"type": "set", "style": "image:/etc/secret.png"}', "preset name"),
-                       ('{"type": "set", "style": "../photo.jpg"}', "preset name"),
-                       ('{"type": "set", "style": "~/me.png"}', "preset name"),
-                       ('{"type": "set", "style": "face.png"}', "preset name"),("nope", "not JSON"), ("[1]", "type"), ('{"type": "get"}', "type"),
+                       ("nope", "not JSON"), ("[1]", "type"), ('{"type": "get"}', "type"),
                        ('{"type": "set", "yaw": "left"}', "yaw"), ('{"type": "set", "yaw": NaN}', "yaw"),
                        ('{"type": "set", "enabled": 1}', "enabled"), ('{"type": "set", "mode": "mosaic"}', "mode"),
                        ('{"type": "set", "colour": 1}', "unknown"), ('{"type": "set", "prompt": "../x"}', "prompt"),
@@ -56,6 +60,47 @@ def test_control_messages_parse_validate_and_clamp():
                        ('{"type": "set", "style": "a", "prompt": "0123456789abcdef0123"}', "either")]:
         with pytest.raises(ControlError, match=words):
             parse_message(bad)
+
+
+@pytest.mark.parametrize("text, refused", [
+    ("image:/etc/secret.png", "“/”"), ("../photo.jpg", "“/”"), ("c:/etc/passwd", "“/”"), ("~/me.png", "“~”"),
+    ("C:\\Users\\me.png", "“\\”"), ("a\u0000b", "cannot be part"), ("...", "at least one word"),
+    ("x" * 201, "at most 200")])
+def test_style_text_refusals_are_style_feedback(text, refused):
+    with pytest.raises(ControlError, match=re.escape(refused)) as error:
+        parse_message(json.dumps({"type": "set", "style": text}))
+    assert error.value.style is not None and len(error.value.style) <= 40    # shown with the style status
+
+
+def test_network_style_text_is_handed_to_the_engine_as_words_never_as_a_file(tmp_path, monkeypatch, images):
+    """A description from the page is marked text ("text:…"): the engine gets its words only, so a file
+    named like the text, sitting in the server's working directory, is never read."""
+    monkeypatch.chdir(tmp_path)
+    cv2.imwrite(str(tmp_path / "statue.png"), cv2.imread(str(images / "s1.jpg")))
+    engine = ClassicEngine()
+    assert engine.prepare("statue.png").kind == "image"             # the CLI's own style: a file, as documented
+    for text, preset in [("statue.png", "marble"), ("image:statue.png", "marble"), ("golden statue.", "golden statue"),
+                         ("Van Gogh’s Starry Night", "oil painting")]:
+        prompt = style_prompt(TEXT_STYLE + parse_message(json.dumps({"type": "set", "style": text})).style)
+        assert image_path_in(prompt) is None and not any(c in prompt for c in "./\\:~")
+        style = engine.prepare(prompt)
+        assert style.kind != "image" and style.key == f"preset:{preset}", (text, style)
+    with pytest.raises(ValueError) as error:                         # refused in words the page can act on
+        engine.prepare(style_prompt(TEXT_STYLE + "qwzx"))
+    assert "no style is close to 'qwzx'" in str(error.value) and "path" not in str(error.value)
+    assert "bronze statue" in str(error.value) and '"none"' in str(error.value)
+
+
+def test_the_page_is_told_the_running_style_not_server_paths():
+    assert setting_label("image:/srv/secret/prompts/abc.png") == "image abc.png"
+    assert setting_label("text:Van Gogh’s Starry Night") == "Van Gogh’s Starry Night"
+    assert setting_label("marble") == "marble"
+    preset = Style(key="preset:oil painting", kind="text", label="van gogh starry night → oil painting")
+    assert running_style("Van Gogh’s Starry Night", preset) == {"label": "van gogh starry night → oil painting",
+                                                                 "preset": "oil painting"}
+    assert running_style("uploaded image", Style("image:1f", "image", "image 1f.png")) == {
+        "label": "uploaded image", "preset": None}
+    assert running_style("none", Style("none", "none", "none"))["preset"] == "none"
 
 
 def test_engine_options_parse_as_one_typed_object():

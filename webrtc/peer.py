@@ -8,16 +8,18 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaBlackhole, MediaRelay
 
-from pipeline.config import EditControls, EditSettings
+from pipeline.config import CAMERA_LIMITS, EditControls, EditSettings
 from pipeline.graph import Graph
 from pipeline.stage import Stage
-from stages.edit.stage import style_prompt
+from stages.edit.engine import Style
+from stages.edit.stage import IMAGE_STYLE, TEXT_STYLE, style_prompt
 from webrtc import control, engine_options
 from webrtc.prompts import PromptError, PromptStore
 from webrtc.tracks import EditedVideoTrack, IncomingVideoSource, TrackSink
@@ -70,7 +72,9 @@ class PeerSession:
         self._graph_task: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
         self._channel = None
-        self.style_status = {"status": "ready", "style": settings.style, "message": ""}
+        self._running = {"label": setting_label(settings.style),                    # the style in use
+                         "preset": "none" if style_prompt(settings.style) is None else None}
+        self.style_status = self._style_fields("ready", setting_label(settings.style))
         self.error: str | None = None
         self.closed = asyncio.Event()
         self._closing = False
@@ -117,6 +121,8 @@ class PeerSession:
         self.source.stopping = lambda: self.graph.stopping
         self._graph_task = self._spawn(self._run_graph())
         self._spawn(self._stats_loop())
+        if self.engine is not None:                   # name the style in use for the page
+            self._spawn(self.set_style(self.controls.current.style))
 
     async def _run_graph(self) -> None:
         try:
@@ -147,10 +153,19 @@ class PeerSession:
             channel.on("open", self._send_hello)
 
     def _send_hello(self) -> None:
-        self._send(control.encode("hello", settings=self.controls.as_dict(), presets=self._presets,
+        self._send(control.encode("hello", settings=self._settings_for_page(), presets=self._presets,
                                   engine=getattr(self.engine, "name", None),
                                   device=getattr(self.engine, "device", None),
-                                  engine_options=self.engine_options()))
+                                  camera_limits=CAMERA_LIMITS, takes_text=self.takes_text,
+                                  style=self.style_status, engine_options=self.engine_options()))
+
+    @property
+    def takes_text(self) -> bool:
+        """Whether this peer's engine understands descriptions (3dpe reads any text as a file name)."""
+        return getattr(self.engine, "takes_text", True)
+
+    def _settings_for_page(self) -> dict[str, Any]:
+        return {**self.controls.as_dict(), "style": setting_label(self.controls.current.style)}
 
     def engine_options(self) -> dict[str, Any]:
         """This peer's engine options and their current values (only those its pipeline supports)."""
@@ -164,51 +179,78 @@ class PeerSession:
                 self._send(control.encode("engine_options", options=self.engine_options()))
             if request.changes:
                 self.controls.update(**request.changes)
-        except (control.ControlError, ValueError) as exc:
+        except control.ControlError as exc:
+            if exc.style is not None:                  # style feedback has one place on the page
+                self._set_style_status("error", exc.style, str(exc))
+            else:
+                self._send(control.encode("error", message=str(exc)))
+            return
+        except ValueError as exc:
             self._send(control.encode("error", message=str(exc)))
             return
         if request.prompt_id is not None:
             try:
                 path = self._prompts.path(request.prompt_id)
             except PromptError as exc:
-                self._send(control.encode("error", message=str(exc)))
+                self._set_style_status("error", "uploaded image", str(exc))
                 return
-            self._spawn(self.set_style(f"image:{path}", label="uploaded image"))
+            self._spawn(self.set_style(f"{IMAGE_STYLE}{path}", label="uploaded image"))
         elif request.style is not None:
-            self._spawn(self.set_style(request.style))
+            self._request_style(request.style)
+
+    def _request_style(self, text: str) -> None:
+        """A style from the page: "none", a preset name, or a description handed to the engine as text only."""
+        name = text.lower()
+        if name == "none":
+            self._spawn(self.set_style("none"))
+        elif not self.takes_text:
+            self._set_style_status("error", text, f"the {self.engine.name} engine takes image prompts only: "
+                                                  "upload a picture as the image prompt")
+        elif name in self._presets:
+            self._spawn(self.set_style(name))
+        else:
+            self._spawn(self.set_style(TEXT_STYLE + text, label=text))
 
     async def set_style(self, style: str, label: str | None = None) -> None:
         """Prepare the style off the event loop and off the stream (the engine caches it for the edit
         stage); switch only once it is ready, so the stream keeps its old style meanwhile and a style
         the engine rejects leaves it untouched."""
-        label = label or style
+        label = label or setting_label(style)
         self._set_style_status("loading", label)
         try:
-            await asyncio.get_running_loop().run_in_executor(self._prepare_pool, self.engine.prepare,
-                                                             style_prompt(style))
+            prepared = await asyncio.get_running_loop().run_in_executor(self._prepare_pool, self.engine.prepare,
+                                                                        style_prompt(style))
             self.controls.update(style=style)
         except Exception as exc:                      # engine says what it accepts (ValueError) or failed
             self._set_style_status("error", label, str(exc))
             return
+        self._running = running_style(label, prepared)
         self._set_style_status("ready", label)
 
     def _on_stage_style_error(self, message: str) -> None:
         if not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._set_style_status, "error", self.controls.current.style, message)
+            self._loop.call_soon_threadsafe(self._set_style_status, "error",
+                                            setting_label(self.controls.current.style), message)
 
     def _set_style_status(self, status: str, style: str, message: str = "") -> None:
-        self.style_status = {"status": status, "style": style, "message": message}
+        self.style_status = self._style_fields(status, style, message)
         self._send(control.encode("style", **self.style_status))
 
+    def _style_fields(self, status: str, style: str, message: str = "") -> dict[str, Any]:
+        """A style message: the request it answers, and the style running now (kept after a refusal)."""
+        return {"status": status, "style": style, "message": message, **self._running}
+
     # --- stats --------------------------------------------------------------------------------
-    def stats(self, window: dict[str, tuple[float, int, int]]) -> dict[str, Any]:
-        """Rates over the time since the previous call (`window` keeps the previous counters)."""
+    def stats(self, window: dict[str, tuple], sent_bytes: int | None = None) -> dict[str, Any]:
+        """Rates over the time since the previous call (`window` keeps the previous counters); `sent_bytes`:
+        the video sender's byte count, for the edited stream's bitrate."""
         now = time.perf_counter()
         received = self.source.received if self.source else 0
-        then, prev_in, prev_out = window.get("last", (now - 1.0, 0, 0))
-        window["last"] = (now, received, self.output.sent)
+        then, prev_in, prev_out, prev_bytes = window.get("last", (now - 1.0, 0, 0, None))
+        window["last"] = (now, received, self.output.sent, sent_bytes)
         dt = max(now - then, 1e-3)
         fps_in, fps_out = (received - prev_in) / dt, (self.output.sent - prev_out) / dt
+        sent_kbps = None if sent_bytes is None or prev_bytes is None else round((sent_bytes - prev_bytes) * 8 / dt / 1000)
         latencies = np.array(self.output.latencies_ms or [np.nan])
         since_input = now - self.source.last_input_time if self.source else float("inf")
         return {
@@ -219,12 +261,14 @@ class PeerSession:
             "graph": self.graph.metrics.snapshot() if self.graph else {},
             "engine": getattr(self.engine, "name", None), "device": getattr(self.engine, "device", None),
             "health": control.health_state(fps_in, fps_out, since_input),
-            "style": self.style_status, "settings": self.controls.as_dict(),
+            "style": self.style_status, "settings": self._settings_for_page(),
             "engine_options": self.engine_options(),
+            "video": {"input": self.source.size if self.source else None, "output": self.output.size,
+                      "sent_kbps": sent_kbps},
         }
 
     async def _stats_loop(self) -> None:
-        window: dict[str, tuple[float, int, int]] = {}
+        window: dict[str, tuple] = {}
         while not self._closing:
             await asyncio.sleep(self._limits.stats_interval_s)
             if self._connected_at is None:             # still connecting: the connect watchdog's job
@@ -234,7 +278,15 @@ class PeerSession:
                 self._spawn(self.close("no camera frames: peer gone"))
                 return
             if self._channel is not None and self._channel.readyState == "open":
-                self._send(control.encode("stats", **self.stats(window)))
+                self._send(control.encode("stats", **self.stats(window, await self._video_bytes_sent())))
+
+    async def _video_bytes_sent(self) -> int | None:
+        sender = next((s for s in self.pc.getSenders() if s.track is self.output), None)
+        try:
+            report = await sender.getStats() if sender is not None else {}
+        except Exception:                              # the transport is closing: no figure this time
+            return None
+        return sum(s.bytesSent for s in report.values() if s.type == "outbound-rtp") if report else None
 
     def _send(self, text: str) -> None:
         if self._channel is not None and self._channel.readyState == "open":
@@ -274,6 +326,9 @@ class PeerSession:
         self._closing = True
         log.info("peer %s closing: %s", self.id, reason)
         try:
+            if self._channel is not None and self._channel.readyState == "open":
+                self._send(control.encode("bye", reason=self.error or reason))   # the page knows at once
+                await asyncio.sleep(0.05)                           # let SCTP send it before we hang up
             if self.graph is not None:
                 self.graph.stop()
             if self.source is not None:
@@ -310,6 +365,23 @@ def offered_directions(sdp: str) -> dict[str, str]:
             found[mid] = next((line[2:].strip() for line in lines if line[2:].strip() in directions
                                and line.startswith("a=")), default)
     return found
+
+
+def setting_label(style: str) -> str:
+    """How an `EditSettings.style` is named to the page: never a path on the server."""
+    if style.startswith(IMAGE_STYLE):
+        return f"image {Path(style[len(IMAGE_STYLE):]).name}"
+    return style[len(TEXT_STYLE):] if style.startswith(TEXT_STYLE) else style
+
+
+def running_style(asked: str, style: Style) -> dict[str, Any]:
+    """The page's view of the style in use: a label ("van gogh starry night → oil painting", an upload by
+    the name the page gave it) and the preset it is, if any, for the page to mark."""
+    if style.kind == "none":
+        preset = "none"
+    else:
+        preset = style.key.removeprefix("preset:") if style.key.startswith("preset:") else None
+    return {"label": asked if style.kind == "image" else style.label, "preset": preset}
 
 
 def _round(value: float) -> float | None:

@@ -1,4 +1,5 @@
-"""The aiohttp app: the page, `POST /offer` signalling, `POST /prompt` uploads, presets and health."""
+"""The aiohttp app: the page, `POST /offer` signalling, `POST /prompt` uploads, presets (with the virtual
+camera's limits) and health."""
 from __future__ import annotations
 
 import asyncio
@@ -12,9 +13,10 @@ from pathlib import Path
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from pipeline.config import EditSettings
+from pipeline.config import CAMERA_LIMITS, EditSettings
 from webrtc.auth import check_token
-from webrtc.peer import PeerLimits, PeerSession, PipelineFactory
+from webrtc.bitrate import configure_video_bitrates
+from webrtc.peer import PeerLimits, PeerSession, PipelineFactory, setting_label
 from webrtc.prompts import MAX_UPLOAD_BYTES, PromptError, PromptStore
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,7 @@ def json_error(status: type[web.HTTPException], message: str) -> web.HTTPExcepti
 
 
 def create_app(config: ServerConfig) -> web.Application:
+    configure_video_bitrates()
     app = web.Application(client_max_size=max(config.max_upload_bytes, MAX_OFFER_BYTES) + 64 * 1024)
     app[CONFIG] = config
     app[PEERS] = PeerRegistry(config.max_peers)
@@ -89,7 +92,8 @@ async def index(request: web.Request) -> web.FileResponse:
 
 async def presets(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
-    return web.json_response({"presets": config.presets, "settings": asdict(config.settings)})
+    settings = {**asdict(config.settings), "style": setting_label(config.settings.style)}   # no server paths
+    return web.json_response({"presets": config.presets, "settings": settings, "camera_limits": CAMERA_LIMITS})
 
 
 async def health(request: web.Request) -> web.Response:

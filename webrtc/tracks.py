@@ -32,6 +32,7 @@ class IncomingVideoSource(Source):
         self._task: asyncio.Task | None = None
         self._seq = 0
         self.received = 0                # frames taken off the track
+        self.size: tuple[int, int] | None = None    # (width, height) of the newest frame
         self.skipped = 0                 # frames replaced by a newer one before the graph read them
         self.last_input_time = time.perf_counter()
         # The graph joins the source thread when it ends (also after a stage error) while the drain
@@ -52,6 +53,7 @@ class IncomingVideoSource(Source):
                         self.skipped += 1
                     self._latest = (frame, now)
                     self.received += 1
+                    self.size = (frame.width, frame.height)
                     self.last_input_time = now
                     self._cond.notify()
         except MediaStreamError:
@@ -98,6 +100,7 @@ class EditedVideoTrack(MediaStreamTrack):
         self._latest: tuple[np.ndarray, int | None, fractions.Fraction | None, float] | None = None
         self.sent = 0
         self.replaced = 0                # finished frames overwritten before the encoder asked
+        self.size: tuple[int, int] | None = None    # (width, height) of the newest frame sent
         self.latencies_ms: collections.deque[float] = collections.deque(maxlen=history)
 
     def push(self, rgb: np.ndarray, pts: int | None, time_base, capture_time: float) -> None:
@@ -123,6 +126,7 @@ class EditedVideoTrack(MediaStreamTrack):
         self._latest = None
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         frame.pts, frame.time_base = pts, time_base
+        self.size = (frame.width, frame.height)
         self.latencies_ms.append((time.perf_counter() - capture_time) * 1000.0)
         self.sent += 1
         return frame

@@ -13,6 +13,7 @@ import sys
 import time
 import types
 import urllib.request
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -226,6 +227,36 @@ def test_uploads_are_sniffed_by_content():
             store.path("0123abcd")
     finally:
         store.close()
+
+
+def test_prompt_quota_keeps_the_most_recently_used_and_stores_an_image_once():
+    rng = np.random.default_rng(0)
+    noise = [cv2.imencode(".jpg", rng.integers(0, 255, (2048, 2048, 3), np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 95])[1]
+             .tobytes() for _ in range(4)]
+    store = PromptStore(max_bytes=len(max(noise, key=len)), max_prompts=3, max_stored_bytes=10 * 1024 * 1024)
+    try:
+        ids = [store.add(data) for data in noise[:3]]
+        assert store.stored_bytes <= 3 * 4 * 1024 * 1024              # kept at 1024² (engines read ≤ 512 px)
+        assert cv2.imread(str(store.path(ids[0]))).shape == (1024, 1024, 3)   # ...and ids[0] is now the newest
+        fourth = store.add(noise[3])                                       # count quota: the oldest use goes
+        with pytest.raises(PromptError, match="upload it again"):
+            store.path(ids[1])
+        assert {p.name for p in Path(store.path(fourth)).parent.iterdir()} == {f"{i}.png" for i in (ids[0], ids[2], fourth)}
+        flat = np.full((64, 64, 3), 90, np.uint8)
+        as_png, as_webp = (cv2.imencode(ext, flat, flags)[1].tobytes() for ext, flags in
+                           ((".png", []), (".webp", [cv2.IMWRITE_WEBP_QUALITY, 101])))
+        assert store.add(as_png) == store.add(as_webp)                     # same pixels, stored once
+        assert len(list(Path(store.path(fourth)).parent.iterdir())) == 3
+    finally:
+        store.close()
+    small = PromptStore(max_bytes=len(max(noise, key=len)), max_stored_bytes=5 * 1024 * 1024)   # byte quota
+    try:
+        kept = [small.add(data) for data in noise]
+        assert small.stored_bytes <= 5 * 1024 * 1024 and small.path(kept[-1]).exists()
+        with pytest.raises(PromptError):
+            small.path(kept[0])
+    finally:
+        small.close()
 
 
 async def test_incoming_source_keeps_only_the_newest_frame_and_counts_skips():

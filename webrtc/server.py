@@ -17,7 +17,7 @@ from pipeline.config import CAMERA_LIMITS, EditSettings
 from webrtc.auth import check_token
 from webrtc.bitrate import configure_video_bitrates
 from webrtc.peer import PeerLimits, PeerSession, PipelineFactory, setting_label
-from webrtc.prompts import MAX_UPLOAD_BYTES, PromptError, PromptStore
+from webrtc.prompts import MAX_PROMPTS, MAX_STORED_BYTES, MAX_UPLOAD_BYTES, PromptError, PromptStore
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -34,6 +34,8 @@ class ServerConfig:
     token: str | None = None
     max_peers: int = 4
     max_upload_bytes: int = MAX_UPLOAD_BYTES
+    max_prompts: int = MAX_PROMPTS                      # uploaded prompts kept (least recently used go first)
+    max_prompt_storage: int = MAX_STORED_BYTES
     limits: PeerLimits = field(default_factory=PeerLimits)
 
 
@@ -70,7 +72,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app = web.Application(client_max_size=max(config.max_upload_bytes, MAX_OFFER_BYTES) + 64 * 1024)
     app[CONFIG] = config
     app[PEERS] = PeerRegistry(config.max_peers)
-    app[PROMPTS] = PromptStore(config.max_upload_bytes)
+    app[PROMPTS] = PromptStore(config.max_upload_bytes, config.max_prompts, config.max_prompt_storage)
     app.router.add_get("/", index)
     app.router.add_get("/api/presets", presets)
     app.router.add_get("/api/health", health)
@@ -162,6 +164,9 @@ async def prompt(request: web.Request) -> web.Response:
     except PromptError as exc:
         status = web.HTTPRequestEntityTooLarge if "too large" in str(exc) else web.HTTPBadRequest
         raise json_error(status, str(exc)) from None
+    except OSError as exc:                  # the server's temp disk is full or gone
+        log.error("cannot store an image prompt: %s", exc)
+        raise json_error(web.HTTPInsufficientStorage, "the server has no room to store image prompts now") from None
     return web.json_response({"id": prompt_id})
 
 

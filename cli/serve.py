@@ -9,7 +9,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from pipeline.errors import UserError
-from webrtc.auth import generate_token
+from webrtc.auth import RedactingAccessLogger, generate_token
 from webrtc.pipeline_factory import edit_pipeline_factory, preset_names
 from webrtc.server import ServerConfig, create_app
 
@@ -69,7 +69,7 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     url = page_url(args.host, args.port, token)
     try:
-        web.run_app(create_app(config), host=args.host, port=args.port,
+        web.run_app(create_app(config), host=args.host, port=args.port, access_log_class=RedactingAccessLogger,
                     print=lambda _: print(f"live3dpe serve: open {url}  (Ctrl-C to stop)", flush=True))
     except OSError as exc:
         raise UserError(f"cannot listen on {args.host}:{args.port} ({exc.strerror}); pick another --port") from None

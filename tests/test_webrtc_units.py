@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import re
 import socket
 import subprocess
@@ -293,24 +294,47 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-def test_serve_command_serves_the_page_on_localhost():
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(port)],
+def test_serve_command_serves_the_page_on_localhost_and_never_logs_the_token():
+    port, token = free_port(), "s3cret-T0ken"
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(port), "--token", token],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline, page = time.monotonic() + 60, None
         while time.monotonic() < deadline and page is None:
             try:
-                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read().decode()
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/?token={token}", timeout=2).read().decode()
             except OSError:
                 time.sleep(0.3)
         assert page is not None and "live3dpe" in page and "app.js" in page
-        presets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/presets", timeout=5))
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/presets",   # as the page asks: Referer has it
+                                         headers={"Referer": f"http://127.0.0.1:{port}/?token={token}"})
+        presets = json.load(urllib.request.urlopen(request, timeout=5))
         assert "bronze statue" in presets["presets"]
     finally:
         proc.terminate()
         output = proc.communicate(timeout=20)[0]
-    assert f"open http://127.0.0.1:{port}/" in output
+    assert f"open http://127.0.0.1:{port}/?token={token}" in output          # told once, to whoever started it
+    access = [line for line in output.splitlines() if "aiohttp.access" in line]
+    assert any('"GET /?token=[redacted] HTTP/1.1" 200' in line for line in access), output
+    assert any('"http://127.0.0.1:%d/?token=[redacted]"' % port in line for line in access), output
+    assert [line for line in output.splitlines() if token in line] == [
+        f"live3dpe serve: open http://127.0.0.1:{port}/?token={token}  (Ctrl-C to stop)"]
+
+
+def test_access_log_redacts_the_token_in_urls_and_headers(caplog):
+    from aiohttp import web
+
+    from webrtc.auth import RedactingAccessLogger, redact_token
+
+    assert redact_token("POST /offer?token=abc&x=1 HTTP/1.1") == "POST /offer?token=[redacted]&x=1 HTTP/1.1"
+    assert redact_token("/?a=1&Token=abc#top") == "/?a=1&Token=[redacted]#top"
+    assert redact_token("/offer?tokens_left=3") == "/offer?tokens_left=3"
+    logger = RedactingAccessLogger(logging.getLogger("test.access"), '"%r" "%{Referer}i" "%{Authorization}i"')
+    request = make_mocked_request("POST", "/offer?token=abc", headers={"Referer": "http://h/?token=abc",
+                                                                       "Authorization": "Bearer abc"})
+    with caplog.at_level(logging.INFO, logger="test.access"):
+        logger.log(request, web.Response(status=401), 0.01)
+    assert caplog.messages == ['"POST /offer?token=[redacted] HTTP/1.1" "http://h/?token=[redacted]" "[redacted]"']
 
 
 def test_serve_rejects_bad_arguments():

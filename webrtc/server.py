@@ -14,7 +14,7 @@ from aiohttp import BodyPartReader, MultipartReader, web
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from pipeline.config import CAMERA_LIMITS, EditSettings
-from webrtc.auth import check_token
+from webrtc.auth import RedactingAccessLogger, check_token
 from webrtc.bitrate import configure_video_bitrates
 from webrtc.peer import PeerLimits, PeerSession, PipelineFactory, setting_label
 from webrtc.prompts import MAX_PROMPTS, MAX_STORED_BYTES, MAX_UPLOAD_BYTES, PromptError, PromptStore
@@ -201,7 +201,7 @@ async def _read_image_part(reader: MultipartReader, limit: int) -> bytes:
 async def running_server(config: ServerConfig, host: str = "127.0.0.1", port: int = 0):
     """Serve `config` in the current event loop; yields (app, base URL). Port 0 picks a free port."""
     app = create_app(config)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, access_log_class=RedactingAccessLogger)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

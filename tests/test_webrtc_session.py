@@ -145,7 +145,9 @@ async def test_engine_options_switch_the_peers_own_face_stage_and_3dpe_only_opti
         error = await client.wait_message(lambda m: m["type"] == "error", 10)
         assert error and "3dpe engine" in error["message"] and "classic" in error["message"], client.messages[-5:]
         assert face.smoothing is False                          # refused as a whole: smoothing untouched
-        stats = await client.wait_message(lambda m: m["type"] == "stats" and m["fps_out"] > 0, 10)
+        seen = len(client.messages)                             # stats sent from now on (on a busy machine the
+        stats = await client.wait_message(                      # shared budget may leave a second without output)
+            lambda m: m["type"] == "stats" and any(m is later for later in client.messages[seen:]), 10)
         assert stats["engine_options"] == {"smoothing": False}
         await client.close()
 

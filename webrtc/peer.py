@@ -1,5 +1,7 @@
 """One browser connection: its own controls, engine, graph and tracks, plus the data channel that
-steers them. Everything the peer holds is released by `close()` (idempotent)."""
+steers them. The engine and graph are built only once ICE and DTLS connect (an offer that never
+connects costs no pipeline), off the event loop. Everything the peer holds is released by `close()`
+(idempotent)."""
 from __future__ import annotations
 
 import asyncio
@@ -21,6 +23,7 @@ from pipeline.stage import Stage
 from stages.edit.engine import Style
 from stages.edit.stage import IMAGE_STYLE, TEXT_STYLE, style_prompt
 from webrtc import control, engine_options
+from webrtc.fair_share import PeerGate
 from webrtc.prompts import PromptError, PromptStore
 from webrtc.tracks import EditedVideoTrack, IncomingVideoSource, TrackSink
 
@@ -31,9 +34,11 @@ log = logging.getLogger(__name__)
 PipelineFactory = Callable[[EditControls, Callable[[str], None]], "tuple[list[Stage], Any]"]
 
 DISCONNECT_GRACE_S = 3.0        # "disconnected" may recover (network blip); after this we give up
-CONNECT_TIMEOUT_S = 10.0        # an answered offer whose ICE never connects is dropped
+CONNECT_TIMEOUT_S = 5.0         # an answered offer whose ICE+DTLS never connects is dropped (the page
+                                # gathers its candidates before offering: a real peer connects in ~1 s)
 INPUT_TIMEOUT_S = 6.0           # no camera frame for this long: network lost or tab killed (ICE consent
                                 # failure alone takes ~30 s to notice)
+MAX_EARLY_MESSAGES = 32        # control messages kept until the pipeline exists (a page sends a handful)
 _ids = itertools.count(1)
 
 
@@ -50,8 +55,9 @@ class PeerSession:
 
     def __init__(self, pc: RTCPeerConnection, make_pipeline: PipelineFactory, settings: EditSettings,
                  prompts: PromptStore, presets: list[str], limits: PeerLimits | None = None,
-                 on_closed: Callable[["PeerSession"], None] | None = None):
+                 on_closed: Callable[["PeerSession"], None] | None = None, gate: PeerGate | None = None):
         self.id = next(_ids)
+        self.gate = gate
         self.pc = pc
         self.controls = EditControls(settings)
         self._make_pipeline = make_pipeline
@@ -79,6 +85,9 @@ class PeerSession:
         self.closed = asyncio.Event()
         self._closing = False
         self._connected_at: float | None = None        # perf_counter when ICE+DTLS first connected
+        self.ready = asyncio.Event()                   # the engine and stages exist
+        self._early_messages: list = []                # control messages that came before that
+        self._hello_sent = False
         pc.on("track", self._on_track)
         pc.on("datachannel", self._on_datachannel)
         pc.on("connectionstatechange", self._on_connection_state)
@@ -100,7 +109,7 @@ class PeerSession:
                 self._blackhole.addTrack(track)
                 self._spawn(self._blackhole.start())
         elif track.kind == "video" and self.source is None:
-            self.source = IncomingVideoSource(track)
+            self.source = IncomingVideoSource(track, self.gate)
             self.pc.addTrack(self.output)
             track.on("ended", lambda: self._spawn(self.close("camera track ended")))
 
@@ -113,16 +122,36 @@ class PeerSession:
     def has_video(self) -> bool:
         return self.source is not None
 
-    def start(self) -> None:
-        """Build this peer's stages and run its graph (call after the answer is set)."""
-        self.stages, self.engine = self._make_pipeline(self.controls, self._on_stage_style_error)
+    @property
+    def connected(self) -> bool:
+        return self._connected_at is not None
+
+    async def _start(self) -> None:
+        """Build this peer's engine and stages in a worker thread (model loading must not hold up the other
+        peers' network traffic), then run its graph. A failure is told to the page, then the peer closes."""
+        try:
+            self.stages, self.engine = await asyncio.to_thread(self._make_pipeline, self.controls,
+                                                               self._on_stage_style_error)
+        except Exception as exc:
+            self.error = f"the editing pipeline failed to start: {exc}"
+            log.exception("peer %s: pipeline failed to start", self.id)
+            await self._report_error(self.error)
+            await self.close("pipeline failed to start")
+            return
+        if self._closing:
+            return
         self.graph = Graph(self.source, self.stages, TrackSink(self.output), policy="live", queue_size=1,
                            name=f"peer{self.id}")
         self.source.stopping = lambda: self.graph.stopping
         self._graph_task = self._spawn(self._run_graph())
         self._spawn(self._stats_loop())
+        self.ready.set()
+        self._send_hello()
         if self.engine is not None:                   # name the style in use for the page
             self._spawn(self.set_style(self.controls.current.style))
+        early, self._early_messages = self._early_messages, []
+        for message in early:
+            self._on_message(message)
 
     async def _run_graph(self) -> None:
         try:
@@ -153,6 +182,10 @@ class PeerSession:
             channel.on("open", self._send_hello)
 
     def _send_hello(self) -> None:
+        """Once, when both the channel is open and the pipeline exists (either may come first)."""
+        if self._hello_sent or not self.ready.is_set() or self._channel is None or self._channel.readyState != "open":
+            return
+        self._hello_sent = True
         self._send(control.encode("hello", settings=self._settings_for_page(), presets=self._presets,
                                   engine=getattr(self.engine, "name", None),
                                   device=getattr(self.engine, "device", None),
@@ -172,6 +205,10 @@ class PeerSession:
         return engine_options.current(self.stages, self.engine)
 
     def _on_message(self, message) -> None:
+        if not self.ready.is_set():                    # the page's first choices arrive while the engine loads
+            if len(self._early_messages) < MAX_EARLY_MESSAGES:
+                self._early_messages.append(message)
+            return
         try:
             request = control.parse_message(message)
             if request.engine is not None:             # first: an unsupported option applies nothing
@@ -265,6 +302,8 @@ class PeerSession:
             "engine_options": self.engine_options(),
             "video": {"input": self.source.size if self.source else None, "output": self.output.size,
                       "sent_kbps": sent_kbps},
+            "share": {"fps": None if self.gate is None or self.gate.fps == float("inf") else round(self.gate.fps, 1),
+                      "scale": self.gate.scale if self.gate is not None else 1.0},
         }
 
     async def _stats_loop(self) -> None:
@@ -297,6 +336,7 @@ class PeerSession:
         state = self.pc.connectionState
         if state == "connected" and self._connected_at is None:
             self._connected_at = time.perf_counter()
+            self._spawn(self._start())
         if state in ("failed", "closed"):
             await self.close(f"connection {state}")
         elif state == "disconnected":
@@ -352,18 +392,29 @@ class PeerSession:
 
 
 def offered_directions(sdp: str) -> dict[str, str]:
-    """mid → direction of each media section in an SDP offer, as the offerer states it (RFC 3264: a
-    session-level direction is the default for every section, and "sendrecv" when none is given)."""
+    """mid → direction of each media section in an SDP offer, as the offerer states it."""
+    return {mid: direction for _, mid, direction in media_sections(sdp) if mid is not None}
+
+
+def offered_media(sdp: str) -> list[tuple[str, str]]:
+    """(kind, direction) of each media section in an SDP offer, in order ("video", "sendonly")."""
+    return [(kind, direction) for kind, _, direction in media_sections(sdp)]
+
+
+def media_sections(sdp: str) -> list[tuple[str, str | None, str]]:
+    """(kind, mid, direction) of each media section (RFC 3264: a session-level direction is the default for
+    every section, and "sendrecv" when none is given)."""
     directions = ("sendrecv", "sendonly", "recvonly", "inactive")
     session, *sections = sdp.replace("\r\n", "\n").split("\nm=")
     default = next((d for d in directions if f"\na={d}" in f"\n{session}"), "sendrecv")
-    found = {}
+    found = []
     for section in sections:
         lines = section.split("\n")
+        kind = lines[0].split(" ", 1)[0]
         mid = next((line[len("a=mid:"):].strip() for line in lines if line.startswith("a=mid:")), None)
-        if mid is not None:
-            found[mid] = next((line[2:].strip() for line in lines if line[2:].strip() in directions
-                               and line.startswith("a=")), default)
+        direction = next((line[2:].strip() for line in lines if line[2:].strip() in directions
+                          and line.startswith("a=")), default)
+        found.append((kind, mid, direction))
     return found
 
 

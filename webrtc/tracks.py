@@ -1,5 +1,6 @@
-"""Media glue between aiortc and the graph: a live Source fed by the incoming video track, the
-outgoing edited MediaStreamTrack, and the Sink that hands the graph's frames to it."""
+"""Media glue between aiortc and the graph: a live Source fed by the incoming video track (paced and scaled
+by the server's shared frame budget), the outgoing edited MediaStreamTrack, and the Sink that hands the
+graph's frames to it."""
 from __future__ import annotations
 
 import asyncio
@@ -13,19 +14,23 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from pipeline.frame_size import MIN_FRAME_SIDE, working_size
 from pipeline.packets import FramePacket
 from pipeline.stage import Sink, Source
+from webrtc.fair_share import PeerGate
 
 
 class IncomingVideoSource(Source):
     """Live source over a remote video track. aiortc's receive queue is unbounded, so a task drains
-    `recv()` continuously and keeps only the newest frame; the skipped ones are counted."""
+    `recv()` continuously and keeps only the newest frame; the skipped ones are counted. With a `gate`,
+    the graph takes frames only as often as the gate allows, at the gate's scale (of the working size)."""
 
     name = "webrtc-in"
     live = True
 
-    def __init__(self, track: MediaStreamTrack):
+    def __init__(self, track: MediaStreamTrack, gate: PeerGate | None = None):
         self._track = track
+        self.gate = gate
         self._cond = threading.Condition()
         self._latest: tuple[av.VideoFrame, float] | None = None
         self._ended = False
@@ -48,6 +53,8 @@ class IncomingVideoSource(Source):
             while True:
                 frame = await self._track.recv()
                 now = time.perf_counter()
+                if self.gate is not None:
+                    self.gate.arrive()
                 with self._cond:
                     if self._latest is not None:
                         self.skipped += 1
@@ -68,6 +75,8 @@ class IncomingVideoSource(Source):
             self._cond.notify_all()
 
     def read(self) -> FramePacket | None:
+        if self.gate is not None and not self.gate.wait_turn(self.stopping):
+            return None
         with self._cond:
             while self._latest is None and not self._ended and not self.stopping():
                 self._cond.wait(0.05)
@@ -75,10 +84,19 @@ class IncomingVideoSource(Source):
                 return None
             frame, received_at = self._latest
             self._latest = None
-        packet = FramePacket(seq=self._seq, frame=frame.to_ndarray(format="rgb24"), pts=frame.pts,
-                             time_base=frame.time_base, capture_time=received_at)
+        width, height = self._size(frame.width, frame.height)
+        packet = FramePacket(seq=self._seq, frame=frame.to_ndarray(format="rgb24", width=width, height=height),
+                             pts=frame.pts, time_base=frame.time_base, capture_time=received_at)
         self._seq += 1
         return packet
+
+    def _size(self, width: int, height: int) -> tuple[int, int]:
+        """The working size at the gate's scale, in even numbers (what the VP8 encoder takes back)."""
+        width, height = working_size(width, height)
+        scale = self.gate.scale if self.gate is not None else 1.0
+        if scale >= 1.0 or min(width, height) * scale < MIN_FRAME_SIDE:
+            return width, height
+        return max(round(width * scale / 2) * 2, 2), max(round(height * scale / 2) * 2, 2)
 
     async def close(self) -> None:
         self.end()

@@ -147,8 +147,9 @@ class FairShareScheduler:
 
     async def run(self) -> None:
         while True:
+            since = time.perf_counter()
             await asyncio.sleep(self.limits.interval_s)
-            self.step(self.lag.p95_ms())
+            self.step(self.lag.p95_ms(since))        # this interval only: the last step's effect, not older
 
     def step(self, lag_p95_ms: float, now: float | None = None, cpu: float | None = None,
              idle: float | None = None) -> Tick:

@@ -29,10 +29,11 @@ class LoopLagMonitor:
         while self._samples and self._samples[0][0] < when - self._window_s:
             self._samples.popleft()
 
-    def p95_ms(self) -> float:
-        """95th percentile of the lateness over the last window, ms (0 before any sample). A loop blocked right
-        now counts too: the time since the last wake-up beyond one interval is lateness already."""
-        lags = [lag for _, lag in self._samples]
+    def p95_ms(self, since: float | None = None) -> float:
+        """95th percentile of the lateness over the last window (or since `since`, a perf_counter time), ms;
+        0 before any sample. A loop blocked right now counts too: the time since the last wake-up beyond one
+        interval is lateness already."""
+        lags = [lag for when, lag in self._samples if since is None or when >= since]
         if self._samples:
             lags.append(time.perf_counter() - self._samples[-1][0] - self.interval_s)
         return float(np.percentile(lags, 95)) * 1000.0 if lags else 0.0

@@ -69,7 +69,7 @@ class PeerSession:
         self._relay = MediaRelay()
         self._blackhole = MediaBlackhole()           # microphones offered send-only: read and dropped
         self._offer_directions: dict[str, str] = {}
-        self._prepare_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"peer{self.id}-style")
+        self._prepare_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"peer{self.id}-prepare")
         self.output = EditedVideoTrack()
         self.source: IncomingVideoSource | None = None
         self.engine: Any = None
@@ -85,7 +85,7 @@ class PeerSession:
         self.closed = asyncio.Event()
         self._closing = False
         self._connected_at: float | None = None        # perf_counter when ICE+DTLS first connected
-        self.ready = asyncio.Event()                   # the engine and stages exist
+        self.ready = False                             # the engine and stages exist
         self._early_messages: list = []                # control messages that came before that
         self._hello_sent = False
         pc.on("track", self._on_track)
@@ -127,11 +127,12 @@ class PeerSession:
         return self._connected_at is not None
 
     async def _start(self) -> None:
-        """Build this peer's engine and stages in a worker thread (model loading must not hold up the other
-        peers' network traffic), then run its graph. A failure is told to the page, then the peer closes."""
+        """Build this peer's engine and stages in its own worker thread (model loading must hold up neither
+        the other peers' network traffic nor aiortc's encoders in the loop's default executor), then run its
+        graph. A failure is told to the page, then the peer closes."""
         try:
-            self.stages, self.engine = await asyncio.to_thread(self._make_pipeline, self.controls,
-                                                               self._on_stage_style_error)
+            self.stages, self.engine = await self._loop.run_in_executor(
+                self._prepare_pool, self._make_pipeline, self.controls, self._on_stage_style_error)
         except Exception as exc:
             self.error = f"the editing pipeline failed to start: {exc}"
             log.exception("peer %s: pipeline failed to start", self.id)
@@ -145,7 +146,7 @@ class PeerSession:
         self.source.stopping = lambda: self.graph.stopping
         self._graph_task = self._spawn(self._run_graph())
         self._spawn(self._stats_loop())
-        self.ready.set()
+        self.ready = True
         self._send_hello()
         if self.engine is not None:                   # name the style in use for the page
             self._spawn(self.set_style(self.controls.current.style))
@@ -183,7 +184,7 @@ class PeerSession:
 
     def _send_hello(self) -> None:
         """Once, when both the channel is open and the pipeline exists (either may come first)."""
-        if self._hello_sent or not self.ready.is_set() or self._channel is None or self._channel.readyState != "open":
+        if self._hello_sent or not self.ready or self._channel is None or self._channel.readyState != "open":
             return
         self._hello_sent = True
         self._send(control.encode("hello", settings=self._settings_for_page(), presets=self._presets,
@@ -205,7 +206,7 @@ class PeerSession:
         return engine_options.current(self.stages, self.engine)
 
     def _on_message(self, message) -> None:
-        if not self.ready.is_set():                    # the page's first choices arrive while the engine loads
+        if not self.ready:                             # the page's first choices arrive while it loads
             if len(self._early_messages) < MAX_EARLY_MESSAGES:
                 self._early_messages.append(message)
             return

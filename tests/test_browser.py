@@ -16,6 +16,7 @@ from benchmarks.browser import CHROMIUM, launch, still_y4m
 from pipeline.config import CAMERA_LIMITS, EngineConfig
 from stages.edit.classic import ClassicEngine
 from webrtc.client import decode_clip
+from webrtc.fair_share import ShareLimits
 from webrtc.pipeline_factory import edit_pipeline_factory, preset_names
 from webrtc.server import PEERS, ServerConfig, running_server
 
@@ -43,7 +44,10 @@ def fake_camera(clips, tmp_path_factory) -> Path:
 
 
 def classic_server() -> ServerConfig:
-    return ServerConfig(make_pipeline=edit_pipeline_factory(EngineConfig(name="classic")), presets=preset_names())
+    # Full resolution whatever the load: these tests check sizes, and Chromium on the same busy cores would
+    # otherwise let the shared budget lower the resolution (that is tested in test_webrtc_overload.py).
+    return ServerConfig(make_pipeline=edit_pipeline_factory(EngineConfig(name="classic")), presets=preset_names(),
+                        share=ShareLimits(scales=(1.0,)))
 
 
 async def open_page(browser, url: str, viewport: tuple[int, int] = DESKTOP):

@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(VENV)/bin/live3dpe bench --input $(or $(CLIP),../shared/clips/d10.mp4)
+	$(VENV)/bin/live3dpe bench --input $(or $(CLIP),$(shell $(VENV)/bin/python -m testdata clips/d10.mp4))
 
 clean:
 	rm -rf $(VENV) build *.egg-info

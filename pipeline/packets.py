@@ -32,6 +32,7 @@ class FaceObservation:
     mask: np.ndarray               # (H, W) float32 soft face mask in [0, 1], frame coordinates
     transform: np.ndarray | None = None      # (4, 4) MediaPipe facial transformation matrix (raw)
     blendshapes: dict[str, float] | None = None
+    track: int = 0                 # the same number for the same face from frame to frame (face stage tracks)
 
 
 @dataclass

@@ -10,6 +10,7 @@ import importlib
 import signal
 import sys
 
+from cli.quiet import hide_native_noise
 from pipeline.errors import UserError
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -28,6 +29,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--verbose", action="store_true",
+                       help="also show the native libraries' start-up log (MediaPipe, TensorFlow Lite)")
         if name == only:
             importlib.import_module(module_name).add_arguments(p)
     return parser
@@ -37,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if a in SUBCOMMANDS), None)
     args = build_parser(only=command).parse_args(argv)
+    if not args.verbose:
+        hide_native_noise()
     module = importlib.import_module(SUBCOMMANDS[args.command][0])
     terminated: list[int] = []
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: _stop_like_ctrl_c(terminated, frame))

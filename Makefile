@@ -1,7 +1,7 @@
 # Two entry points: `make serve` (the product) and `make test` (the suite).
 # Both create/update .venv; the install is redone only when pyproject.toml changes.
 PYTHON ?= python3.11
-VENV := .venv
+VENV ?= .venv
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8080

@@ -9,8 +9,9 @@ import argparse
 import importlib
 import signal
 import sys
+from contextlib import nullcontext
 
-from cli.quiet import hide_native_noise
+from cli.quiet import native_noise_hidden
 from pipeline.errors import UserError
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -40,13 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if a in SUBCOMMANDS), None)
     args = build_parser(only=command).parse_args(argv)
-    if not args.verbose:
-        hide_native_noise()
     module = importlib.import_module(SUBCOMMANDS[args.command][0])
     terminated: list[int] = []
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: _stop_like_ctrl_c(terminated, frame))
     try:
-        return int(module.main(args) or 0)
+        with nullcontext() if args.verbose else native_noise_hidden():
+            return int(module.main(args) or 0)
     except UserError as exc:
         print(f"live3dpe {args.command}: error: {exc}", file=sys.stderr)
         return 2

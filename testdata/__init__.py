@@ -8,6 +8,7 @@ never left half-written. `$LIVE3DPE_TESTDATA_MIRROR=URL` replaces every source b
 from __future__ import annotations
 
 import os
+import sys
 import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,7 @@ def fetch(paths: list[str] | None = None, into: Path | None = None, mirror: str 
     mirror = os.environ.get("LIVE3DPE_TESTDATA_MIRROR") if mirror is None else mirror
     wanted = [e for e in entries() if paths is None or any(e.path == p or e.path.startswith(p.rstrip("/") + "/") for p in paths)]
     missing = [e for e in wanted if e.url(mirror) and not _present(into / e.path, e.size)]
+    fetched = 0
     for n, entry in enumerate(missing, 1):
         try:
             download_verified(entry.url(mirror), into / entry.path, entry.sha256, f"test data {n}/{len(missing)} {entry.path}")
@@ -82,6 +84,9 @@ def fetch(paths: list[str] | None = None, into: Path | None = None, mirror: str 
             raise TestDataError(f"cannot fetch {entry.path} from {entry.url(mirror)} ({exc}). Offline: put the "
                                 f"shared reference folder at {BESIDE_REPO} or set LIVE3DPE_SHARED, or serve a copy "
                                 "and set LIVE3DPE_TESTDATA_MIRROR=URL") from None
+        fetched += 1
+    if fetched:
+        print(f"test data: {fetched} file(s) fetched into {into}", file=sys.stderr)
     return into
 
 

@@ -205,9 +205,10 @@ def packet_time(packet: FramePacket) -> float:
 
 
 class CompositeStage(Stage):
-    """Fills `packet.output` from the edited faces' renders in the current mode. A face without a render in
-    this frame (lost, or its scene not ready) gets the face-lost policy on its own: its last edit is held,
-    then faded out; with the blur policy the frame is blurred once no face is left."""
+    """Fills `packet.output` from the edited faces' renders in the current mode. An edited face without a render
+    in this frame (lost, or its scene not ready) gets the face-lost policy on its own: its last edit is held,
+    then faded out; with the blur policy the frame is blurred once no face is left. A face still in view that
+    is no longer edited (another face chosen) shows as it is at once."""
 
     name = "composite"
 
@@ -225,6 +226,9 @@ class CompositeStage(Stage):
         for edit in shown:
             self._last[edit.face.track] = _LastEdit(edit.render, edit.face, now)
         self._forget_expired(now, settings)
+        in_view = {face.track for face in packet.face.faces} if packet.face is not None else set()
+        for track in in_view - {edit.face.track for edit in packet.edits}:
+            self._last.pop(track, None)        # in view but no longer edited (another face chosen): not held
         layers = [(edit.render, edit.face, 1.0) for edit in shown] + self._held(shown, settings, now)
         if layers:
             output, label = compose_faces(packet.frame, layers, settings), layers[0][0].label

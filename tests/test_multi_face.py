@@ -132,3 +132,18 @@ def test_every_face_gets_its_own_scene_from_the_background_encoder():
     later = stage.process(FramePacket(seq=1, frame=frame, face=faces))
     assert [e.scene["face"].track for e in later.edits] == [9, 4]
     asyncio.run(stage.close())
+
+
+def test_a_face_no_longer_chosen_is_not_held_over_the_live_person():
+    frame = textured_frame(size=(360, 480))
+    a, b = make_face(frame, (20, 80, 180, 240), track=1), make_face(frame, (300, 80, 460, 240), track=2)
+    engine = IdentityEngine()
+    style = engine.prepare("red")
+    stage = CompositeStage(EditControls(EditSettings(hold_seconds=1.0)))
+    for i, chosen in enumerate((a, a, b)):                           # the chosen face switches from a to b
+        p = packet(i, frame, chosen)
+        p.face = FaceResult(face=chosen, faces=[a, b])
+        p.edits = [FaceEdit(chosen, render=engine.render(engine.encode(chosen, frame, style), chosen.camera))]
+        out = stage.process(p).out_frame
+    assert np.array_equal(out[:, :200], frame[:, :200])              # a is in view, unedited, at once
+    assert out[160, 380, 0] > 200                                    # b is edited

@@ -5,14 +5,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-OURS = {"pipeline", "threedpe", "stages", "webrtc", "benchmarks", "cli", "testdata"}
+OURS = {"pipeline", "threedpe", "stages", "webrtc", "cluster", "benchmarks", "cli", "testdata"}
 ALLOWED = {
     "pipeline": set(),
     "threedpe": {"pipeline"},
     "stages": {"pipeline", "threedpe"},
     "webrtc": {"pipeline", "threedpe", "stages"},
-    "benchmarks": {"pipeline", "threedpe", "stages", "webrtc", "cli", "testdata"},
-    "cli": {"pipeline", "threedpe", "stages", "webrtc", "benchmarks"},
+    "cluster": {"pipeline", "threedpe", "stages", "webrtc"},
+    "benchmarks": {"pipeline", "threedpe", "stages", "webrtc", "cluster", "cli", "testdata"},
+    "cli": {"pipeline", "threedpe", "stages", "webrtc", "cluster", "benchmarks"},
     "testdata": {"pipeline"},                  # tests and benchmarks only: no product package imports it
 }
 

@@ -96,9 +96,12 @@ def serve_cluster(args: argparse.Namespace, token: str | None) -> int:
     from cluster.connect import parse_cluster_spec
     from cluster.host import PEERS_PER_HOST, HostConfig
     from cluster.service import deployed_cluster, front_app, front_config
+    from pipeline.assets import FACE_LANDMARKER
     from stages.chain import engine_config_from_args, face_config_from_args, settings_from_args
 
     spec = parse_cluster_spec(args.cluster)
+    if spec.local:                         # same machine as the nodes: a missing face model fails now, not in a replica
+        FACE_LANDMARKER.resolve(args.face_model)
     host = HostConfig(engine=engine_config_from_args(args), face=face_config_from_args(args),
                       settings=settings_from_args(args), presets=tuple(preset_names()),
                       max_peers=args.max_peers or PEERS_PER_HOST)
@@ -108,6 +111,9 @@ def serve_cluster(args: argparse.Namespace, token: str | None) -> int:
         plan = deployment.plan
         count = f"{plan.replicas}-{plan.max_replicas} (autoscaling)" if plan.autoscaling else f"{plan.replicas}"
         print(f"live3dpe serve: {count} session hosts of {plan.max_peers} peers each on {args.cluster}", flush=True)
+        if deployment.local is not None:
+            print(f"live3dpe serve: the local cluster's logs are in {deployment.local.temp_root}/ray/session_latest/logs "
+                  "(deleted on exit)", flush=True)
 
         async def app():                   # built inside the loop that serves it
             return front_app(front_config(host, token), deployment)

@@ -77,8 +77,9 @@ def ray_connection(spec: ClusterSpec, cpus_per_node: int = 1,
             check_reachable(spec.address)
             address = spec.address
         try:
+            # The replicas' own logs stay in Ray's log folders (their errors reach us through Serve's status)
             ray.init(address=address, namespace=NAMESPACE, logging_level=logging.WARNING,
-                     configure_logging=False)
+                     configure_logging=False, log_to_driver=False)
         except ConnectionError as exc:
             raise UserError(f"cannot join the Ray cluster ({exc}); start one with `ray start --head`, "
                             "or use --cluster local:N") from None

@@ -96,31 +96,40 @@ def deploy(config: HostConfig, plan: ReplicaPlan, timeout_s: float = 300.0):
     deadline = time.monotonic() + timeout_s
     with tqdm(total=plan.replicas, desc="starting session hosts", unit="replica") as progress:
         while True:
-            status = serve.status().applications.get(APP_NAME)
-            running = running_replicas() if status else 0
+            app_status, deployment_status = _statuses()
+            running = deployment_status.replica_states.get("RUNNING", 0) if deployment_status else 0
             progress.update(max(0, min(running, plan.replicas) - progress.n))
-            if status and status.status == ApplicationStatus.RUNNING and running >= plan.replicas:
+            if app_status and app_status.status == ApplicationStatus.RUNNING and running >= plan.replicas:
                 return handle
-            if status and status.status == ApplicationStatus.DEPLOY_FAILED:
-                raise UserError(f"the session hosts failed to start: {first_line(status.message)}")
+            why = deployment_status.message if deployment_status and deployment_status.message else \
+                app_status.message if app_status else ""
+            if app_status and app_status.status == ApplicationStatus.DEPLOY_FAILED:
+                raise UserError(f"the session hosts failed to start: {telling_line(why)}")
             if time.monotonic() > deadline:
                 raise UserError(f"only {running} of {plan.replicas} session hosts started within {timeout_s:.0f} s: "
                                 "the cluster lacks the CPUs/GPUs they ask for, or a node cannot load the engine "
-                                f"({first_line(status.message) if status else 'no status'})")
+                                f"({telling_line(why)})")
             time.sleep(0.5)
+
+
+def _statuses():
+    """(application status, session host deployment status) from Serve, None where not deployed yet."""
+    from ray import serve
+
+    app = serve.status().applications.get(APP_NAME)
+    return app, (app.deployments.get(DEPLOYMENT_NAME) if app else None)
 
 
 def running_replicas() -> int:
     """Replicas of the session host Serve reports RUNNING now (0 before deploy)."""
-    from ray import serve
-
-    app = serve.status().applications.get(APP_NAME)
-    deployment = app.deployments.get(DEPLOYMENT_NAME) if app else None
+    _, deployment = _statuses()
     return deployment.replica_states.get("RUNNING", 0) if deployment else 0
 
 
-def first_line(message: str) -> str:
-    """The most telling line of a Serve error (the replica's exception, not the traceback around it)."""
+def telling_line(message: str) -> str:
+    """The most telling line of a Serve error: the replica's own exception, not the traceback around it
+    (a UserError's message without its class name)."""
     lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
     errors = [line for line in lines if re.match(r"^[\w.]*(Error|Exception)\b.*:", line)]
-    return (errors[-1] if errors else lines[0] if lines else "no details")[:400]
+    line = errors[-1] if errors else lines[0] if lines else "no details"
+    return line.removeprefix("pipeline.errors.UserError: ")[:500]

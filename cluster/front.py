@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 KEEP_ENDED_S = 120.0            # an ended or lost session stays readable by its page this long
 MAX_WAIT_S = 30.0               # longest /api/session long-poll
 VIEW_REFRESH_S = 1.0
-OPEN_ATTEMPTS = 3               # a replica that died since Serve last looked is skipped, up to this often
+PLACE_RETRY_S = 0.5             # pause before offering again to the cluster after a host could not take it
 HTTP_ERRORS = {400: web.HTTPBadRequest, 413: web.HTTPRequestEntityTooLarge, 503: web.HTTPServiceUnavailable}
 
 
@@ -133,23 +133,32 @@ class ClusterFront:
                 "node": session.node}
 
     async def _place(self, offer: dict[str, str]) -> tuple[Any, dict[str, Any]]:
+        """Ask Serve for a session host until one answers or the placement timeout passes. Retried after a
+        moment: a host that died since Serve last looked (Serve then routes elsewhere), and a host that answers
+        503 because a session that just ended is still closing there."""
         from ray.exceptions import RayActorError
 
-        for attempt in range(1, OPEN_ATTEMPTS + 1):
+        deadline = time.monotonic() + self.placement_timeout_s
+        reason = "the cluster is busy or scaling up"
+        while (left := deadline - time.monotonic()) > 0:
             stream = self._handle.remote(offer)
             try:
-                return stream, await asyncio.wait_for(stream.__anext__(), self.placement_timeout_s)
+                first = await asyncio.wait_for(stream.__anext__(), left)
             except asyncio.TimeoutError:
                 stream.cancel()
-                raise json_error(web.HTTPServiceUnavailable,
-                                 f"no node took the session within {self.placement_timeout_s:.0f} s "
-                                 "(the cluster is busy or scaling up); try again later") from None
-            except RayActorError as exc:          # that replica (or its node) died: Serve routes the retry elsewhere
-                log.warning("session host lost while placing a session (attempt %d): %s", attempt, exc)
-            except StopAsyncIteration:
                 break
-        raise json_error(web.HTTPServiceUnavailable, "no session host could answer (nodes are being replaced); "
-                                                     "try again in a few seconds")
+            except RayActorError as exc:
+                reason = "session hosts are being replaced"
+                log.warning("session host lost while placing a session: %s", exc)
+            except StopAsyncIteration:
+                return stream, {"status": 500, "error": "the session host ended without answering"}
+            else:
+                if first.get("status") != 503:
+                    return stream, first
+                reason = first.get("error") or reason
+            await asyncio.sleep(min(PLACE_RETRY_S, max(0.0, deadline - time.monotonic())))
+        raise json_error(web.HTTPServiceUnavailable, f"no node took the session within "
+                                                     f"{self.placement_timeout_s:.0f} s ({reason}); try again later")
 
     async def _follow(self, session: RemoteSession) -> None:
         try:

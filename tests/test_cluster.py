@@ -2,8 +2,8 @@
 running the classic engine (one peer each), the front on aiohttp and real aiortc peers: concurrent peers
 land on different nodes and get edited frames back, /api/health shows them per node, a full cluster
 answers 503, an uploaded image prompt reaches the node that runs the peer, and losing a node ends only
-its session — reported as lost to its page, which reconnects to a survivor. The cluster listens on
-loopback only and writes nothing in the home folder."""
+its session — reported as lost to its page (real Chromium: "session lost, reconnecting"), which reconnects
+to a survivor. The cluster listens on loopback only and writes nothing in the home folder."""
 from __future__ import annotations
 
 import asyncio
@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from benchmarks.browser import CHROMIUM, launch, still_y4m
 from cluster.connect import ClusterSpec
 from cluster.front import FRONT
 from cluster.host import HostConfig
@@ -174,3 +175,34 @@ async def test_peers_spread_over_nodes_full_cluster_503_and_a_lost_node_ends_onl
         await again.wait_frames(5, timeout=90)
         assert len(again.frames) >= 5
         await asyncio.gather(again.close(), clients[1].close())
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+async def test_page_says_session_lost_and_reconnects_to_a_surviving_node(cluster, clip_frames, tmp_path):
+    from playwright.async_api import async_playwright
+
+    deployment, host = cluster
+    assert len(deployment.local.node_ids) >= 2, "needs a node to lose and one to survive"
+    fake_camera = still_y4m(clip_frames[0], tmp_path / "camera.y4m")
+    async with running_app(front_app(front_config(host, None), deployment)) as (app, url), async_playwright() as pw:
+        browser = await launch(pw, fake_camera)
+        try:
+            page = await browser.new_page()
+            await page.goto(url + "/")
+            await page.click("#start")
+            await page.wait_for_function("window.live3dpe.connected && window.live3dpe.framesReceived >= 5",
+                                         timeout=60_000)
+            first = await page.evaluate("window.live3dpe.node")
+            assert first in deployment.local.node_ids
+            await asyncio.to_thread(deployment.local.remove_node, first)
+            await page.wait_for_function("document.getElementById('status').textContent"
+                                         ".includes('session lost, reconnecting')", timeout=30_000)
+            await page.wait_for_function(f"window.live3dpe.connected && window.live3dpe.node !== {first!r}",
+                                         timeout=60_000)
+            frames = await page.evaluate("window.live3dpe.framesReceived")
+            await page.wait_for_function(f"window.live3dpe.framesReceived >= {frames + 10}", timeout=30_000)
+            assert await page.evaluate("window.live3dpe.sessionsLost") == 1
+            assert await page.evaluate("window.live3dpe.node") in deployment.local.node_ids
+        finally:
+            await browser.close()

@@ -21,6 +21,7 @@ from aiortc import RTCSessionDescription
 
 from pipeline.config import EditSettings, EngineConfig
 from stages.face import FaceConfig
+from webrtc.ice import IceServer
 from webrtc.peer import PeerLimits, PeerSession
 from webrtc.pipeline_factory import edit_pipeline_factory
 from webrtc.server import PROMPTS, ServerConfig, create_app, open_session
@@ -41,6 +42,7 @@ class HostConfig:
     presets: tuple[str, ...] = ()
     max_peers: int = PEERS_PER_HOST
     limits: PeerLimits = field(default_factory=PeerLimits)
+    ice_servers: tuple[IceServer, ...] = ()
     report_interval_s: float = 1.0
 
 
@@ -78,7 +80,8 @@ class SessionHost:
         face = replace(config.face, model_path=str(FACE_LANDMARKER.resolve(config.face.model_path)))
         create_engine(config.engine)       # load (and cache) the weights now: a replica that cannot edit takes no peer
         server = ServerConfig(make_pipeline=edit_pipeline_factory(config.engine, face), presets=list(config.presets),
-                              settings=config.settings, max_peers=config.max_peers, limits=config.limits)
+                              settings=config.settings, max_peers=config.max_peers, limits=config.limits,
+                              ice_servers=config.ice_servers)
         self._app = create_app(server)     # never served: holds this replica's sessions, prompts and limits
         self._app[PROMPTS] = NodePromptStore(server.max_upload_bytes)
 

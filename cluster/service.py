@@ -57,7 +57,7 @@ def front_app(config: ServerConfig, deployment: ClusterDeployment, placement_tim
 def front_config(host: HostConfig, token: str | None) -> ServerConfig:
     """The front's ServerConfig: the page's presets and settings; it never builds a pipeline itself."""
     return ServerConfig(make_pipeline=_no_pipeline_on_the_front, presets=list(host.presets), settings=host.settings,
-                        token=token, max_peers=host.max_peers)
+                        token=token, max_peers=host.max_peers, ice_servers=host.ice_servers)
 
 
 def _no_pipeline_on_the_front(controls, on_style_error):

@@ -16,9 +16,10 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from pipeline.config import CAMERA_LIMITS, EditSettings
 from webrtc.admission import Admission
-from webrtc.auth import RedactingAccessLogger, check_token
+from webrtc.auth import RedactingAccessLogger, check_token, token_ok
 from webrtc.bitrate import configure_video_bitrates
 from webrtc.fair_share import FairShareScheduler, ShareLimits
+from webrtc.ice import IceServer, rtc_configuration
 from webrtc.loop_lag import LoopLagMonitor
 from webrtc.peer import PeerLimits, PeerSession, PipelineFactory, offered_media, setting_label
 from webrtc.prompts import MAX_PROMPTS, MAX_STORED_BYTES, MAX_UPLOAD_BYTES, PromptError, PromptStore
@@ -43,6 +44,7 @@ class ServerConfig:
     max_prompt_storage: int = MAX_STORED_BYTES
     limits: PeerLimits = field(default_factory=PeerLimits)
     share: ShareLimits = field(default_factory=ShareLimits)
+    ice_servers: tuple[IceServer, ...] = ()
 
 
 class PeerRegistry:
@@ -119,7 +121,10 @@ async def index(request: web.Request) -> web.FileResponse:
 async def presets(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     settings = {**asdict(config.settings), "style": setting_label(config.settings.style)}   # no server paths
-    return web.json_response({"presets": config.presets, "settings": settings, "camera_limits": CAMERA_LIMITS})
+    # TURN credentials only for requests that may start a session
+    ice = [s.for_page() for s in config.ice_servers] if token_ok(request, config.token) else []
+    return web.json_response({"presets": config.presets, "settings": settings, "camera_limits": CAMERA_LIMITS,
+                              "ice_servers": ice})
 
 
 async def health(request: web.Request) -> web.Response:
@@ -146,7 +151,7 @@ async def open_session(app: web.Application, description: RTCSessionDescription)
     refusal = registry.admission.refusal(len(registry.sessions))
     if refusal:
         raise json_error(web.HTTPServiceUnavailable, refusal)
-    pc = RTCPeerConnection()
+    pc = RTCPeerConnection(rtc_configuration(config.ice_servers))
     session = PeerSession(pc, config.make_pipeline, config.settings, app[PROMPTS], config.presets,
                           config.limits, on_closed=registry.released, gate=registry.scheduler.add())
     registry.sessions.add(session)

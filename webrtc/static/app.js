@@ -23,6 +23,7 @@ const state = {
   phase: "idle", pc: null, channel: null, camera: null, retryTimer: null, retries: 0, silenceTimer: null,
   presets: [], limits: null, settings: {}, defaults: {}, engine: {},
   running: { label: "none", preset: "none" }, accepted: {}, videoBytes: {},
+  iceServers: [],                                          // STUN/TURN from the server (--ice-server)
 };
 
 // Test hook (read by the browser tests and the benchmark).
@@ -102,7 +103,7 @@ async function attempt() {
 
 async function connect() {
   closeSession();
-  const pc = (state.pc = new RTCPeerConnection());
+  const pc = (state.pc = new RTCPeerConnection({ iceServers: state.iceServers }));
   const channel = (state.channel = pc.createDataChannel("control"));
   const current = (handler) => (...args) => { if (pc === state.pc) handler(...args); };
   channel.onopen = current(() => { sendChoices(); expectStats(pc); });
@@ -445,9 +446,10 @@ function clearStats() {
 // --- controls and shortcuts ---------------------------------------------------------------------------
 
 async function loadServerInfo() {
-  const response = await fetch("/api/presets");
+  const response = await fetch("/api/presets", { headers: authHeaders });
   const body = await response.json();
   const s = body.settings;
+  state.iceServers = body.ice_servers || [];
   state.settings = { style: s.style, yaw: s.yaw, pitch: s.pitch, zoom: s.zoom, look_at_lens: s.look_at_lens,
     mode: s.mode, enabled: s.enabled, on_face_lost: s.on_face_lost, faces: s.faces };
   state.defaults = { ...state.settings };

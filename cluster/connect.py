@@ -7,9 +7,12 @@ import logging
 import re
 import socket
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from pipeline.errors import UserError
+
+if TYPE_CHECKING:
+    from cluster.local import LocalCluster
 
 NAMESPACE = "live3dpe"
 MAX_LOCAL_NODES = 8

@@ -14,7 +14,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from aiohttp import web
 from aiortc import RTCSessionDescription
@@ -68,12 +68,10 @@ def read_cluster() -> ClusterView:
 class ClusterFront:
     """Forwards offers to the session hosts and follows the sessions; `start()`/`close()` in the app's loop."""
 
-    def __init__(self, handle, plan: ReplicaPlan, placement_timeout_s: float = 30.0,
-                 read_view: Callable[[], ClusterView] = read_cluster):
+    def __init__(self, handle, plan: ReplicaPlan, placement_timeout_s: float = 30.0):
         self._handle = handle.options(stream=True, method_name="session")
         self.plan = plan
         self.placement_timeout_s = placement_timeout_s
-        self._read_view = read_view
         self.view = ClusterView()
         self.sessions: dict[str, RemoteSession] = {}
         self._opening = 0
@@ -84,7 +82,7 @@ class ClusterFront:
         self._spawn(self._refresh_loop())
 
     async def refresh(self) -> None:
-        self.view = await asyncio.to_thread(self._read_view)
+        self.view = await asyncio.to_thread(read_cluster)
         now = time.monotonic()
         for session in [s for s in self.sessions.values() if s.ended_at and now - s.ended_at > KEEP_ENDED_S]:
             del self.sessions[session.id]
@@ -112,7 +110,11 @@ class ClusterFront:
         return not (self.plan.autoscaling and self.view.replicas < self.plan.max_replicas)
 
     async def open(self, description: RTCSessionDescription) -> dict[str, Any]:
-        """Place a session for `description`; returns the answer for the page (adds "node" and "session")."""
+        """Place a session for `description`; returns the answer for the page: the node's SDP, "node" (the Ray
+        node id serving the peer) and "session" (its id at the front; also under "peer", as a single server)."""
+        if not self.view.replicas and not self.plan.autoscaling:
+            raise json_error(web.HTTPServiceUnavailable, "no session host is running (the cluster lost its nodes, "
+                                                         "or they are starting); try again later")
         if self._full():
             raise json_error(web.HTTPServiceUnavailable,
                              f"the cluster is full: {len(self.live)} sessions on {self.view.replicas} session hosts "
@@ -206,7 +208,9 @@ class ClusterFront:
             nodes.append({**node, "peers": len(sessions),
                           "fps_out": round(sum(s.report.get("fps_out", 0.0) for s in sessions), 1),
                           "sessions": [{"session": s.id, **s.report} for s in sessions]})
-        return {"status": "ok" if self.view.replicas else "down", "mode": "cluster",
+        running = self.view.replicas
+        status = "ok" if running >= self.plan.replicas else "degraded" if running else "down"
+        return {"status": status, "mode": "cluster",
                 "session_hosts": self.view.replicas, "max_peers_per_host": self.plan.max_peers,
                 "capacity": self.capacity, "peers": len(self.live), "nodes": nodes}
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 from dataclasses import dataclass, field, replace
 from typing import Any, AsyncIterator
 
@@ -27,8 +26,6 @@ from webrtc.pipeline_factory import edit_pipeline_factory
 from webrtc.server import PROMPTS, ServerConfig, create_app, open_session
 
 PEERS_PER_HOST = 4              # a session host's peer limit unless --max-peers says otherwise
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,6 +48,14 @@ def session_report(session: PeerSession, window: dict) -> dict[str, Any]:
     stats = session.stats(window)
     return {"fps_in": stats["fps_in"], "fps_out": stats["fps_out"], "latency_ms": stats["latency_ms"],
             "health": stats["health"]}
+
+
+def error_message(exc: web.HTTPException) -> str:
+    """The message of one of the server's JSON errors ({"error": ...})."""
+    try:
+        return json.loads(exc.text)["error"]
+    except (TypeError, ValueError, KeyError):
+        return exc.reason
 
 
 def bind_serve_grpc_to_node_address() -> None:
@@ -87,11 +92,11 @@ class SessionHost:
 
     async def session(self, offer: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
         """Yield {"status": 200, "sdp", "type", "node"} (or {"status": 4xx/5xx, "error"}), then
-        {"report": {...}} every report interval while the peer is connected, then {"ended": True}."""
+        {"report": {...}} every report interval while the peer is connected, then {"ended": True, "error"}."""
         try:
             session = await open_session(self._app, RTCSessionDescription(sdp=offer["sdp"], type="offer"))
         except web.HTTPException as exc:
-            yield {"status": exc.status, "error": json.loads(exc.text or "{}").get("error", exc.reason)}
+            yield {"status": exc.status, "error": error_message(exc)}
             return
         yield {"status": 200, "sdp": session.pc.localDescription.sdp, "type": session.pc.localDescription.type,
                "node": self.node}

@@ -28,12 +28,13 @@ class PromptBoard:
     def __init__(self, max_bytes: int = BOARD_MAX_BYTES):
         self.max_bytes = max_bytes
         self._prompts: collections.OrderedDict[str, bytes] = collections.OrderedDict()
+        self._bytes = 0
 
     def put(self, prompt_id: str, png: bytes) -> None:
+        self._bytes += len(png) - len(self._prompts.pop(prompt_id, b""))
         self._prompts[prompt_id] = png
-        self._prompts.move_to_end(prompt_id)
-        while sum(map(len, self._prompts.values())) > self.max_bytes and len(self._prompts) > 1:
-            self._prompts.popitem(last=False)
+        while self._bytes > self.max_bytes and len(self._prompts) > 1:
+            self._bytes -= len(self._prompts.popitem(last=False)[1])
 
     def get(self, prompt_id: str) -> bytes | None:
         if prompt_id in self._prompts:

@@ -2,6 +2,7 @@
 what a replica asks Ray for, a clear error for an unreachable head, and the install hint when Ray is missing."""
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -70,3 +71,11 @@ def test_cluster_without_ray_says_how_to_install_it(tmp_path):
                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "pip install 'live3dpe[cluster]'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cluster_auto_without_a_running_cluster_says_how_to_start_one(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"RAY_TMPDIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "cli", "serve", "--cluster", "auto"], capture_output=True,
+                            text=True, timeout=120, env=env)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "ray start --head" in result.stderr and "Traceback" not in result.stderr

@@ -7,7 +7,7 @@ the sessions landed, and Ray's per-session overhead (offer → answer, offer →
 machine the simulated nodes share its cores, so the scaling ratio (cluster fps / single-process fps, same
 peers) shows Ray's cost and the spread of load, not the gain of real extra machines.
 
-    python -m benchmarks.cluster --nodes 1,2,3 --peers 1-6 --seconds 20 --out benchmark-cluster
+    python -m benchmarks.cluster --nodes 1,2,3 --peers 1-6 --seconds 20 --out benchmark-cluster   (~15 min)
 """
 from __future__ import annotations
 

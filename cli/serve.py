@@ -11,7 +11,7 @@ from aiohttp import web
 
 from pipeline.errors import UserError
 from webrtc.auth import RedactingAccessLogger, generate_token
-from webrtc.ice import ice_servers
+from webrtc.ice import IceServer, ice_servers
 from webrtc.pipeline_factory import edit_pipeline_factory, preset_names
 from webrtc.server import ServerConfig, create_app
 
@@ -78,6 +78,8 @@ def main(args: argparse.Namespace) -> int:
         raise UserError("--token must not be empty (leave it out on 127.0.0.1; elsewhere one is generated)")
     token = resolve_token(args.host, args.token)
     ice = ice_servers(args.ice_server, args.ice_username, args.ice_credential)
+    if args.replicas != "auto" and args.cluster is None:
+        raise UserError("--replicas sets the session hosts of a cluster: add --cluster")
     if args.cluster is not None:
         return serve_cluster(args, token, ice)
     # Fail now, not when the first browser connects: find (or download) the face models and load the
@@ -100,7 +102,7 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def serve_cluster(args: argparse.Namespace, token: str | None, ice: tuple) -> int:
+def serve_cluster(args: argparse.Namespace, token: str | None, ice: tuple[IceServer, ...]) -> int:
     """The front on this machine, the sessions on the Ray cluster `--cluster` names (see cluster/)."""
     from cluster import require_ray
 

@@ -3,7 +3,8 @@ on 1, 2 and 3 simulated nodes, and against one process without Ray, in the same 
 
 Per configuration: total edited fps delivered to the peers, glass-to-glass latency p50/p95 (each camera frame
 carries its index in a corner of black and white blocks, read back from the edited frame it becomes), where
-the sessions landed, and Ray's per-session overhead (offer → answer, offer → first edited frame). On one
+the sessions landed, peers refused (admission by measured capacity, in the single process and in each session
+host alike), and Ray's per-session overhead (offer → answer, offer → first edited frame). On one
 machine the simulated nodes share its cores, so the scaling ratio (cluster fps / single-process fps, same
 peers) shows Ray's cost and the spread of load, not the gain of real extra machines.
 
@@ -99,14 +100,22 @@ async def wait_idle(url: str, timeout: float = 30.0) -> None:
 
 async def run_peers(url: str, frames: list[np.ndarray], fps: float, peers: int, style: str,
                     warmup: float, seconds: float, label: str) -> dict:
-    """Connect `peers` peers one after another, measure for `seconds` after `warmup`, disconnect them."""
+    """Connect `peers` peers one after another, measure for `seconds` after `warmup`, disconnect them. A peer
+    refused with a 503 (a server or session host at its measured capacity) is counted, not measured."""
     await wait_idle(url)
     meters: list[PeerMeter] = []
+    refused = 0
     try:
         for _ in range(peers):
             camera = ClipCameraTrack(frames, fps=fps)
             started = time.perf_counter()
-            client = await connect(url, camera)
+            try:
+                client = await connect(url, camera)
+            except ConnectionError as exc:
+                if not str(exc).startswith("HTTP 503"):
+                    raise
+                refused += 1
+                continue
             meters.append(PeerMeter(client, camera, len(frames), (time.perf_counter() - started) * 1000))
             for _ in range(100):
                 if client.channel.readyState == "open":
@@ -134,16 +143,21 @@ async def run_peers(url: str, frames: list[np.ndarray], fps: float, peers: int, 
     latencies = np.array([ms for peer in window for ms in peer] or [np.nan])
     fps_out = [len(peer) / (end - start) for peer in window]
     return {
-        "peers": peers, "fps_total": round(sum(fps_out), 2), "fps_per_peer": [round(f, 2) for f in fps_out],
+        "peers": peers, "refused": refused, "fps_total": round(sum(fps_out), 2),
+        "fps_per_peer": [round(f, 2) for f in fps_out],
         "latency_ms": {"p50": _round(np.nanpercentile(latencies, 50)), "p95": _round(np.nanpercentile(latencies, 95))},
-        "answer_ms": _round(statistics.median(m.answer_ms for m in meters)),
-        "first_frame_ms": _round(statistics.median(m.first_frame_ms or math.nan for m in meters)),
+        "answer_ms": _median([m.answer_ms for m in meters]),
+        "first_frame_ms": _median([m.first_frame_ms or math.nan for m in meters]),
         "frames_unread": sum(m.unread for m in meters),
     }
 
 
 def _round(value: float) -> float | None:
     return None if value is None or math.isnan(value) else round(float(value), 1)
+
+
+def _median(values: list[float]) -> float | None:
+    return _round(statistics.median(values)) if values else None
 
 
 def single_process(peer_counts: list[int], frames, fps, style, warmup, seconds) -> list[dict]:
@@ -219,8 +233,7 @@ def summarise(single: list[dict], clusters: dict[int, list[dict]]) -> dict:
     pairs = [(r, base[r["peers"]]) for runs in clusters.values() for r in runs]
 
     def extra(key: str) -> float | None:
-        values = [c[key] - s[key] for c, s in pairs if c[key] is not None and s[key] is not None]
-        return _round(statistics.median(values)) if values else None
+        return _median([c[key] - s[key] for c, s in pairs if c[key] is not None and s[key] is not None])
     return {"scaling_ratio": ratios,
             "ray_overhead_per_session_ms": {"answer": extra("answer_ms"), "first_frame": extra("first_frame_ms")}}
 

@@ -137,7 +137,8 @@ class ClusterFront:
     async def _place(self, offer: dict[str, str]) -> tuple[Any, dict[str, Any]]:
         """Ask Serve for a session host until one answers or the placement timeout passes. Retried after a
         moment: a host that died since Serve last looked (Serve then routes elsewhere), and a host that answers
-        503 because a session that just ended is still closing there."""
+        503 because a session that just ended is still closing there or its measured capacity is reached
+        (webrtc/admission.py: another host may have room)."""
         from ray.exceptions import RayActorError
 
         deadline = time.monotonic() + self.placement_timeout_s

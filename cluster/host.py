@@ -6,6 +6,12 @@ never crosses the cluster. Peers of one replica share its loaded model. A sessio
 request: the SDP answer first, then the session's rates every `report_interval_s` until it ends. Serve
 therefore counts live sessions as ongoing requests, never routes a replica more than `max_peers`, and the
 front learns at once when a replica or its node is lost (the stream fails).
+
+Each replica protects its own peers exactly as a single server does, from its own event loop and process:
+`open_session` admits by the replica's measured capacity (`webrtc/admission.py`; `max_peers` is the hard cap
+Serve also routes by), its fair share scheduler slows its peers evenly under load, pipelines are built when a
+peer connects and unconnected offers go after 5 s. A replica that refuses answers 503 and the front offers the
+session again (Serve may route it to another replica) until its placement timeout.
 """
 from __future__ import annotations
 
@@ -23,7 +29,7 @@ from stages.face import FaceConfig
 from webrtc.ice import IceServer
 from webrtc.peer import PeerLimits, PeerSession
 from webrtc.pipeline_factory import edit_pipeline_factory
-from webrtc.server import PROMPTS, ServerConfig, create_app, open_session
+from webrtc.server import PEERS, PROMPTS, PeerRegistry, ServerConfig, create_app, open_session
 
 PEERS_PER_HOST = 4              # a session host's peer limit unless --max-peers says otherwise
 
@@ -43,11 +49,13 @@ class HostConfig:
     report_interval_s: float = 1.0
 
 
-def session_report(session: PeerSession, window: dict) -> dict[str, Any]:
-    """The few numbers the front shows per session in /api/health."""
+def session_report(session: PeerSession, window: dict, registry: PeerRegistry) -> dict[str, Any]:
+    """The few numbers the front shows per session in /api/health: its rates, its fair share, and its
+    replica's admission state (measured capacity, loop lag)."""
     stats = session.stats(window)
     return {"fps_in": stats["fps_in"], "fps_out": stats["fps_out"], "latency_ms": stats["latency_ms"],
-            "health": stats["health"]}
+            "health": stats["health"], "share": stats["share"],
+            "host": registry.admission.status(len(registry.sessions))}
 
 
 def error_message(exc: web.HTTPException) -> str:
@@ -88,11 +96,21 @@ class SessionHost:
                               settings=config.settings, max_peers=config.max_peers, limits=config.limits,
                               ice_servers=config.ice_servers)
         self._app = create_app(server)     # never served: holds this replica's sessions, prompts and limits
-        self._app[PROMPTS] = NodePromptStore(server.max_upload_bytes)
+        self._app[PROMPTS] = NodePromptStore(server.max_upload_bytes, server.max_prompts, server.max_prompt_storage)
+        self._registry = self._app[PEERS]
+        self._measuring = False
+
+    def _measure(self) -> None:
+        """Start the replica's loop-lag monitor and fair share scheduler (what a served app starts on startup)
+        in the event loop its sessions run in, once."""
+        if not self._measuring:
+            self._registry.start()
+            self._measuring = True
 
     async def session(self, offer: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
         """Yield {"status": 200, "sdp", "type", "node"} (or {"status": 4xx/5xx, "error"}), then
         {"report": {...}} every report interval while the peer is connected, then {"ended": True, "error"}."""
+        self._measure()
         try:
             session = await open_session(self._app, RTCSessionDescription(sdp=offer["sdp"], type="offer"))
         except web.HTTPException as exc:
@@ -106,7 +124,7 @@ class SessionHost:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(session.closed.wait(), self._report_interval_s)
                 if not session.closed.is_set():
-                    yield {"report": session_report(session, window)}
+                    yield {"report": session_report(session, window, self._registry)}
             yield {"ended": True, "error": session.error}
         finally:                           # also when the front cancels the request (it shut down)
             await session.close("the front ended the session")

@@ -7,15 +7,13 @@ peers asks for it. Ids are content hashes, so every copy has the same id.
 from __future__ import annotations
 
 import collections
-import os
-import tempfile
 from pathlib import Path
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from cluster.connect import NAMESPACE
-from webrtc.prompts import PromptError, PromptStore
+from webrtc.prompts import MAX_PROMPTS, MAX_STORED_BYTES, PromptError, PromptStore, is_prompt_id
 
 BOARD_NAME = "prompt-board"
 BOARD_MAX_BYTES = 256 * 1024 * 1024
@@ -53,8 +51,9 @@ def start_board() -> ray.actor.ActorHandle:
 class FrontPromptStore(PromptStore):
     """The front's store: validates and keeps uploads as usual, and publishes each one to the board."""
 
-    def __init__(self, board: ray.actor.ActorHandle, max_bytes: int):
-        super().__init__(max_bytes)
+    def __init__(self, board: ray.actor.ActorHandle, max_bytes: int, max_prompts: int = MAX_PROMPTS,
+                 max_stored_bytes: int = MAX_STORED_BYTES):
+        super().__init__(max_bytes, max_prompts, max_stored_bytes)
         self._board = board
 
     def add(self, data: bytes) -> str:          # runs in a worker thread (the /prompt route)
@@ -64,17 +63,19 @@ class FrontPromptStore(PromptStore):
 
 
 class NodePromptStore(PromptStore):
-    """A node's store: a prompt id it does not hold yet is fetched from the front's board."""
+    """A node's store: a prompt id it does not hold yet is fetched from the front's board, then kept within
+    the node's own quota like an upload."""
 
-    def path(self, prompt_id: str, must_exist: bool = True) -> Path:
-        path = super().path(prompt_id, must_exist=False)
-        if must_exist and not path.exists():
-            # Blocks this replica's event loop for one small fetch (milliseconds), once per prompt and node.
-            board = ray.get_actor(BOARD_NAME, namespace=NAMESPACE)
-            png = ray.get(board.get.remote(prompt_id), timeout=FETCH_TIMEOUT_S)
-            if png is None:
-                raise PromptError("unknown image prompt id: upload it again with POST /prompt")
-            with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".part", delete=False) as part:
-                part.write(png)
-            os.replace(part.name, path)         # never a half-written prompt under its id
-        return path
+    def path(self, prompt_id: str) -> Path:
+        try:
+            return super().path(prompt_id)
+        except PromptError:
+            if not is_prompt_id(prompt_id):
+                raise
+        # Blocks this replica's event loop for one small fetch (milliseconds), once per prompt and node.
+        board = ray.get_actor(BOARD_NAME, namespace=NAMESPACE)
+        png = ray.get(board.get.remote(prompt_id), timeout=FETCH_TIMEOUT_S)
+        if png is None:
+            raise PromptError("unknown image prompt id: upload it again with POST /prompt")
+        self.put(prompt_id, png)
+        return super().path(prompt_id)

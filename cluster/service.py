@@ -51,7 +51,8 @@ def front_app(config: ServerConfig, deployment: ClusterDeployment, placement_tim
     from cluster.prompts import FrontPromptStore
 
     front = ClusterFront(deployment.handle, deployment.plan, placement_timeout_s)
-    return create_front_app(config, front, FrontPromptStore(deployment.board, config.max_upload_bytes))
+    prompts = FrontPromptStore(deployment.board, config.max_upload_bytes, config.max_prompts, config.max_prompt_storage)
+    return create_front_app(config, front, prompts)
 
 
 def front_config(host: HostConfig, token: str | None) -> ServerConfig:

@@ -1,5 +1,6 @@
 """`live3dpe serve --cluster local:1` as a user runs it: it starts a one-node cluster, serves the page and
-/api/health with the node, and on Ctrl-C stops every Ray process it started and removes Ray's files."""
+/api/health with the node, keeps its token out of the access log, and on Ctrl-C stops every Ray process it
+started and removes Ray's files."""
 from __future__ import annotations
 
 import json
@@ -39,7 +40,9 @@ def processes_mentioning(text: str) -> list[str]:
 
 def test_serve_cluster_local_serves_health_and_cleans_up_on_ctrl_c(tmp_path):
     port = free_port()
-    command = [sys.executable, "-m", "cli", "serve", "--cluster", "local:1", "--max-peers", "2", "--port", str(port)]
+    token = "cluster-front-token-4f1c"
+    command = [sys.executable, "-m", "cli", "serve", "--cluster", "local:1", "--max-peers", "2", "--port", str(port),
+               "--token", token]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               env={**os.environ, "HOME": str(tmp_path)}, start_new_session=True)
     output, temp_root = [], None
@@ -62,7 +65,7 @@ def test_serve_cluster_local_serves_health_and_cleans_up_on_ctrl_c(tmp_path):
         assert health["mode"] == "cluster" and health["status"] == "ok"
         assert health["session_hosts"] == 1 and health["capacity"] == 2
         assert sum(node["alive"] and node["cpus"] == 2 for node in health["nodes"]) == 1     # the session node
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/?token={token}", timeout=30) as response:
             assert b"live3dpe" in response.read()
     finally:
         server.send_signal(signal.SIGINT)
@@ -73,5 +76,7 @@ def test_serve_cluster_local_serves_health_and_cleans_up_on_ctrl_c(tmp_path):
             rest = "serve --cluster did not stop within 120 s of Ctrl-C"
     assert server.returncode == 0, rest[-3000:]
     assert "Traceback" not in rest, rest[-3000:]
+    access = [line for line in ("".join(output) + rest).splitlines() if '"GET /' in line]   # the access log
+    assert any("token=[redacted]" in line for line in access) and not [l for l in access if token in l], access
     assert not Path(temp_root).exists()
     assert not processes_mentioning(temp_root)            # raylets, GCS, agents, workers: all gone

@@ -175,9 +175,9 @@ def single_process(peer_counts: list[int], frames, fps, style, warmup, seconds) 
                                    "--max-peers", str(max(peer_counts))], stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 120
-            while "open http://" not in (log.seek(0) or log.read()):
+            while "open http://" not in (output := log.seek(0) or log.read()):
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise UserError(f"live3dpe serve did not start: {log.read()[-2000:]}")
+                    raise UserError(f"live3dpe serve did not start: {output[-2000:].strip()}")
                 time.sleep(0.2)
             url = f"http://127.0.0.1:{port}"
             return [asyncio.run(run_peers(url, frames, fps, peers, style, warmup, seconds,

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+import testdata
 from pipeline.errors import UserError
 from webrtc.client import ClipCameraTrack, EditClient, connect, decode_clip
 
@@ -262,7 +263,7 @@ def plot(single: list[dict], clusters: dict[int, list[dict]], path: Path) -> Non
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--clip", default=str(Path(__file__).resolve().parents[2] / "shared/clips/d10.mp4"))
+    parser.add_argument("--clip", default=None, help="default: the reference clip d10.mp4 (testdata)")
     parser.add_argument("--nodes", default="1,2,3", help="simulated node counts, e.g. 1,2,3")
     parser.add_argument("--peers", default="1-6", help="peer counts, e.g. 1-6 or 1,2,4")
     parser.add_argument("--seconds", type=float, default=20.0, help="measured time per configuration")
@@ -276,6 +277,7 @@ def main(args: argparse.Namespace) -> int:
     from cluster import require_ray
 
     require_ray()
+    args.clip = str(args.clip or testdata.path("clips/d10.mp4"))
     if not Path(args.clip).is_file():
         raise UserError(f"clip not found: {args.clip} (pass --clip)")
     if args.seconds < 1 or args.warmup < 0:

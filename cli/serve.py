@@ -110,12 +110,13 @@ def serve_cluster(args: argparse.Namespace, token: str | None, ice: tuple[IceSer
     from cluster.connect import parse_cluster_spec
     from cluster.host import PEERS_PER_HOST, HostConfig
     from cluster.service import deployed_cluster, front_app, front_config
-    from pipeline.assets import FACE_LANDMARKER
+    from pipeline.assets import FACE_LANDMARKER, YUNET
     from stages.chain import engine_config_from_args, face_config_from_args, settings_from_args
 
     spec = parse_cluster_spec(args.cluster)
-    if spec.local:                         # same machine as the nodes: a missing face model fails now, not in a replica
+    if spec.local:                         # same machine as the nodes: missing face models fail now, not in a replica
         FACE_LANDMARKER.resolve(args.face_model)
+        YUNET.resolve()
     host = HostConfig(engine=engine_config_from_args(args), face=face_config_from_args(args),
                       settings=settings_from_args(args), presets=tuple(preset_names()),
                       max_peers=args.max_peers or PEERS_PER_HOST, ice_servers=ice)

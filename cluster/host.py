@@ -84,13 +84,14 @@ class SessionHost:
         import ray
 
         from cluster.prompts import NodePromptStore
-        from pipeline.assets import FACE_LANDMARKER
+        from pipeline.assets import FACE_LANDMARKER, YUNET
         from stages.chain import create_engine
 
         bind_serve_grpc_to_node_address()
         self.node = ray.get_runtime_context().get_node_id()
         self._report_interval_s = config.report_interval_s
-        face = replace(config.face, model_path=str(FACE_LANDMARKER.resolve(config.face.model_path)))
+        face = replace(config.face, model_path=str(FACE_LANDMARKER.resolve(config.face.model_path)),
+                       verifier_path=str(YUNET.resolve(config.face.verifier_path)))
         create_engine(config.engine)       # load (and cache) the weights now: a replica that cannot edit takes no peer
         server = ServerConfig(make_pipeline=edit_pipeline_factory(config.engine, face), presets=list(config.presets),
                               settings=config.settings, max_peers=config.max_peers, limits=config.limits,

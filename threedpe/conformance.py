@@ -123,7 +123,7 @@ def format_table(results: list[ArrayResult]) -> str:
 
 @torch.no_grad()
 def compute_taps(model, bundle: Bundle, render: bool = True) -> dict[str, np.ndarray]:
-    """Run `model` (a `threedpe.model.ThreeDPE`) in deterministic float32 mode on the bundle's inputs."""
+    """Run `model` (a `threedpe.model.ThreeDPE` or a backend network) in deterministic mode on the bundle's inputs."""
     image, prompt, cameras = bundle.inputs()
     device = model.device
     taps: dict[str, torch.Tensor] = {}
@@ -131,7 +131,7 @@ def compute_taps(model, bundle: Bundle, render: bool = True) -> dict[str, np.nda
     triplane = model.encode(image.to(device), tokens, taps=taps)
     taps["mae_tokens"] = tokens
     out = {k: v.float().cpu().numpy() for k, v in taps.items()}
-    if render and model.renderer is not None:
+    if render and model.can_render:
         per_camera = [model.render(triplane, cameras[i: i + 1].to(device)) for i in range(cameras.shape[0])]
         for tap, key in RENDER_OUTPUTS.items():
             out[tap] = torch.cat([r[key] for r in per_camera]).float().cpu().numpy()

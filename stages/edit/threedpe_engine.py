@@ -31,26 +31,39 @@ _models_lock = threading.Lock()
 
 
 def shared_model(config: EngineConfig, device: str) -> Any:
-    """The ThreeDPE model for `config`, loaded once per (weights path or random seed, device)."""
+    """The network for `config`, loaded once per (weights path or random seed, device, precision, backend,
+    acceleration, batch): engines of several streams share it, and with `max_batch` > 1 their calls are batched."""
     from threedpe.checkpoint import resolve_weights
+
+    if config.random_weights:
+        source = f"random:{int(config.extra.get('seed', 0))}"
+    else:
+        source = os.path.realpath(resolve_weights(config.weights))   # --weights → $LIVE3DPE_WEIGHTS → default folder
+    key = (source, device, config.precision, config.backend, config.accel, config.max_batch, config.onnx_dir)
+    with _models_lock:
+        if key not in _models:
+            _models[key] = _load_network(config, source, device)
+        return _models[key]
+
+
+def _load_network(config: EngineConfig, source: str, device: str) -> Any:
+    from threedpe.backends import create_network
+    from threedpe.backends.accelerated import AcceleratedNetwork
+    from threedpe.backends.batched import BatchedNetwork
     from threedpe.model import ThreeDPE
 
     if config.random_weights:
-        seed = int(config.extra.get("seed", 0))
-        key = (f"random:{seed}", device)
+        model = ThreeDPE.random(seed=int(source.split(":")[1]), device=device)
     else:
-        weights = resolve_weights(config.weights)      # --weights → $LIVE3DPE_WEIGHTS → the default folder
-        key = (os.path.realpath(weights), device)
-    with _models_lock:
-        if key not in _models:
-            if config.random_weights:
-                model = ThreeDPE.random(seed=seed, device=device)
-            else:
-                model = ThreeDPE.load(weights, device=device, trust_pickle=config.trust_pickle)
-            if hasattr(model, "eval"):
-                model.eval()
-            _models[key] = model
-        return _models[key]
+        model = ThreeDPE.load(source, device=device, trust_pickle=config.trust_pickle)
+    model.precision = config.precision
+    network = create_network(model, config.backend, onnx_dir=config.onnx_dir, device=device,
+                             precision=config.precision)
+    if config.accel != "eager":
+        if config.backend != "torch":
+            raise UserError(f"--accel {config.accel} is for --backend torch (exported backends compile their own)")
+        network = AcceleratedNetwork(network, config.accel)
+    return BatchedNetwork(network, config.max_batch) if config.max_batch > 1 else network
 
 
 @dataclass
@@ -87,9 +100,8 @@ class ThreeDPEEngine:
         self.config = config
         self.device = resolve_device(config.device)
         self.model = model if model is not None else shared_model(config, self.device)
-        if self.device.startswith("cuda"):
-            self.model.precision = config.precision
-        self.render_options = render_options
+        exported = getattr(self.model, "render_options", None)     # an exported graph renders with its own
+        self.render_options = exported() if render_options is None and exported is not None else render_options
         # the model knows when its output is not a real edit (random or untrained prompt weights)
         self.label = self.model.label
         self._styles: dict[str, Style] = {}

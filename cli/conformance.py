@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from pipeline.errors import UserError
 from threedpe.backends import BACKENDS, create_network
-from threedpe.conformance import PRECISION_FACTORS, RENDER_TAPS, Bundle, compare, compute_taps, format_table
+from threedpe.conformance import LOW_PRECISION_MARGIN, PRECISIONS, RENDER_TAPS, Bundle, compare, compute_taps, format_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=BACKENDS, default="torch",
                         help="run the network eagerly in torch (default), or its ONNX export through onnxruntime "
                              "or TensorRT")
-    parser.add_argument("--precision", choices=tuple(PRECISION_FACTORS), default="fp32",
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
                         help="fp32 (default) or autocast fp16/bf16, checked against the tolerances stated for it")
     parser.add_argument("--onnx-dir", help="keep (or reuse) the ONNX export here (default: a temporary folder)")
     parser.add_argument("--encoder-only", action="store_true", help="skip the render taps (faster)")
@@ -45,6 +45,9 @@ def build_model(bundle: Bundle, args: argparse.Namespace):
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.backend == "tensorrt":
+        from threedpe.backends.tensorrt import import_tensorrt
+        import_tensorrt()                           # before a minute of filling weights and exporting
     bundle = Bundle(args.bundle)
     if args.taps:
         if not Path(args.taps).is_file():
@@ -74,8 +77,8 @@ def main(args: argparse.Namespace) -> int:
     if not results:
         raise UserError(f"{bundle.folder}: the manifest lists no array to compare")
     if args.precision != "fp32":
-        print(f"{args.precision} tolerances: the bundle's fp32 ones scaled by {PRECISION_FACTORS[args.precision]:g} "
-              "(see threedpe/conformance.py)")
+        print(f"{args.precision} tolerances: {LOW_PRECISION_MARGIN:g}x the measured {args.precision} spread, never "
+              "below the bundle's fp32 ones (threedpe/conformance.py)")
     print(format_table(results))
     misses = [r.array for r in results if not r.passed]
     print(f"{len(results) - len(misses)}/{len(results)} arrays within tolerance"

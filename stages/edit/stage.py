@@ -167,6 +167,10 @@ class EditStage(Stage):
         self.engine = engine
         self.styles = StyleSwitcher(engine, live, on_error)
         self._encoder = BackgroundEncoder(engine) if live and getattr(engine, "decoupled", False) else None
+        self._uploader = None
+        if getattr(engine, "resident", False):          # the engine keeps frames on its device (GPU hot path)
+            from stages.gpu.frames import FrameUploader
+            self._uploader = FrameUploader(engine.device)
 
     @property
     def error(self) -> str | None:
@@ -183,15 +187,18 @@ class EditStage(Stage):
         packet.edits = []
         if not settings.enabled:
             return packet
+        if self._uploader is not None:                  # once per frame: the crop and the paste both read it
+            packet.device_frame = self._uploader.upload(packet.frame)
         style = self.styles.current(settings.style)
         faces = faces_to_edit(packet.face, settings)
         if not faces or style is None:
             return packet
+        frame = packet.frame if packet.device_frame is None else packet.device_frame
         if self._encoder is not None:
-            scenes = self._encoder.scenes_for(faces, packet.frame, style)
+            scenes = self._encoder.scenes_for(faces, frame, style)
             packet.edits = [FaceEdit(face, scenes.get(face.track)) for face in faces]
         else:
-            packet.edits = [FaceEdit(face, self.engine.encode(face, packet.frame, style)) for face in faces]
+            packet.edits = [FaceEdit(face, self.engine.encode(face, frame, style)) for face in faces]
         return packet
 
     async def close(self) -> None:

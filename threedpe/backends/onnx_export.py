@@ -8,9 +8,11 @@ forms while exporting (see `threedpe.renderer`). Uses torch's exporter (`torch.e
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -140,8 +142,20 @@ def _export_parts(model, folder: Path, options, taps: bool, progress: Callable[[
     ]
     for name, graph, args, inputs, outputs, dynamic in jobs:
         progress(f"exporting {name}.onnx ...")
-        with torch.no_grad(), warnings.catch_warnings():
+        with torch.no_grad(), warnings.catch_warnings(), _quiet_exporter_log():
             warnings.simplefilter("ignore")           # the exporter's own chatter; failures still raise
             program = torch.onnx.export(graph.eval(), args, dynamo=True, input_names=inputs, output_names=outputs,
                                         dynamic_shapes=dynamic, verbose=False)
         program.save(str(folder / f"{name}.onnx"), external_data=True)
+
+
+@contextlib.contextmanager
+def _quiet_exporter_log():
+    """The exporter logs a warning per optional torchvision op it cannot find; we export none of them."""
+    logger = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

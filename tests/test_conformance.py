@@ -145,6 +145,7 @@ def onnx_run(bundle_dir, tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)          # export (~1 min) + onnxruntime on CPU, slower than torch's kernels
 def test_onnxruntime_backend_passes_every_array(onnx_run):
     rc, text, folder = onnx_run
     assert rc == 0 and "14/14 arrays within tolerance" in text, text
@@ -154,6 +155,7 @@ def test_onnxruntime_backend_passes_every_array(onnx_run):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_engine_runs_on_the_onnxruntime_export(onnx_run):
     """The 3dpe engine over the exported graphs: renders with the export's options, other options are refused."""
     from pipeline.config import EngineConfig

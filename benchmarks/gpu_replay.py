@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from pipeline.packets import FaceObservation, FaceResult, FramePacket
-from pipeline.stage import Source, Stage
+from pipeline.stage import Sink, Source, Stage
 from stages.face.alignment import warp_crop
 
 
@@ -75,3 +75,17 @@ class _SyncEvent:
 
     def synchronize(self) -> None:
         pass
+
+
+class CountingSink(Sink):
+    """Counts the frames that arrive and those that carry an edit (a render) — a decoupled encoder has no
+    scene for the first frames, and the suite reports how many frames were really edited."""
+
+    name = "sink"
+
+    def __init__(self):
+        self.frames = self.rendered = 0
+
+    def write(self, packet: FramePacket) -> None:
+        self.frames += 1
+        self.rendered += packet.render is not None

@@ -45,7 +45,8 @@ class FakeCuda:
         yield
 
     @contextlib.contextmanager
-    def graph(self, graph):
+    def graph(self, graph, capture_error_mode="global"):
+        assert capture_error_mode == "thread_local"          # the graph's stages run in other threads
         self.captures += 1
         yield
 

@@ -56,7 +56,8 @@ class GraphedCall:
                 self.fn(*static_in)
         cuda.current_stream().wait_stream(side)
         graph = cuda.CUDAGraph()
-        with cuda.graph(graph):
+        # thread_local: other stages' threads may touch CUDA (uploads, events) while this thread captures
+        with cuda.graph(graph, capture_error_mode="thread_local"):
             static_out = self.fn(*static_in)
         return graph, static_in, static_out
 

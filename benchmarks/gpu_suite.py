@@ -304,6 +304,8 @@ def write_plot(result: dict, path: Path) -> str:
     parts = result.get("parts", {})
     labels, values = [], []
     for precision, by_accel in parts.items():
+        if not isinstance(by_accel, dict):                     # "seconds"
+            continue
         for accel, row in by_accel.items():
             if isinstance(row, dict) and "frame_ms" in row:
                 labels.append(f"{precision}\n{accel}")

@@ -7,7 +7,8 @@ Runs from a plain checkout with torch, numpy and opencv only (no install, no Med
 matplotlib are used when present). Random weights (timing does not depend on them): every figure is labelled.
 Sections, each recorded even when another fails:
   parts       per-stage ms (prompt encoder, encoder, volume render, superresolution) for fp32/fp16/bf16,
-              eager vs CUDA graphs vs torch.compile; frame = encoder + render + SR
+              eager vs CUDA graphs; frame = encoder + render + SR
+  compile     the same with torch.compile (last: Inductor takes minutes; --quick compiles fp16 only)
   rerender    a cached triplane re-rendered (render + SR, 512²) at a new camera per frame: fps
   batch       encode and render of B = 1, 2, 4, 8 crops in one call: ms per call and per stream
   e2e         the stage graph on three talking-face clips (frames and face tracks prepared on CPU by
@@ -79,8 +80,9 @@ class Settings:
         from threedpe.renderer import RenderOptions
         smoke = args.smoke
         self.precisions = ["fp32"] if smoke else ["fp32", "fp16", "bf16"]
-        self.accels = ["eager"] if device.type != "cuda" else ["eager", "cuda-graphs", "compile"]
-        self.compile_precisions = ["fp16"] if args.quick else self.precisions
+        self.accels = ["eager"] if device.type != "cuda" else ["eager", "cuda-graphs"]
+        self.compile_precisions = [] if device.type != "cuda" else (["fp16"] if args.quick else self.precisions)
+        self.budget_s = args.budget_s if args.budget_s is not None else (420.0 if args.quick else float("inf"))
         self.render = RenderOptions.preview(neural_resolution=32) if smoke else RenderOptions()
         self.warmup, self.repeat = (0, 1) if smoke else (3, 10 if args.quick else 20)
         self.batches = [1, 2] if smoke else [1, 2, 4, 8]
@@ -130,7 +132,8 @@ def _network(model, accel: str):
     return model if accel == "eager" else AcceleratedNetwork(model, accel, compile_options={})
 
 
-def section_parts(model, device, s: Settings, out: dict) -> None:
+def section_parts(model, device, s: Settings, out: dict, accels: list[str], precisions: list[str],
+                  deadline: float = float("inf")) -> None:
     """Per-stage ms for each precision × acceleration; frame = encoder + render + SR."""
     from dataclasses import replace
 
@@ -138,7 +141,10 @@ def section_parts(model, device, s: Settings, out: dict) -> None:
     image, prompt, cams = _inputs(device)
     timer = Timer(device, s.warmup, s.repeat)
     volume_opts = replace(s.render, superresolution=False)
-    for precision in s.precisions:
+    for precision in precisions:
+        if time.perf_counter() > deadline:
+            out.setdefault("skipped", []).append(f"{precision}: over the time budget")
+            continue
         model.precision = precision
         tokens = model.encode_prompt(prompt)
         triplane = model.encode(image, tokens)
@@ -149,9 +155,7 @@ def section_parts(model, device, s: Settings, out: dict) -> None:
             "render": lambda: model.render(triplane, cams, volume_opts)["feature_image"],
             "superresolution": lambda: model.renderer.superresolve(volume["image_raw"], volume["feature_image"]),
         }
-        for accel in s.accels:
-            if accel == "compile" and precision not in s.compile_precisions:
-                continue
+        for accel in accels:
             row = out.setdefault(precision, {}).setdefault(accel, {})
             with peak_memory(device, row):
                 for name, fn in _progress(list(calls.items()), f"parts {precision} {accel}"):
@@ -301,10 +305,10 @@ def write_plot(result: dict, path: Path) -> str:
     except ImportError:
         return "matplotlib is not installed here: no plot (the JSON has every figure)"
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    parts = result.get("parts", {})
     labels, values = [], []
-    for precision, by_accel in parts.items():
-        if not isinstance(by_accel, dict):                     # "seconds"
+    sections = [result.get("parts", {}), result.get("compile", {})]
+    for precision, by_accel in [item for section in sections for item in section.items()]:
+        if not isinstance(by_accel, dict):                     # "seconds", "skipped"
             continue
         for accel, row in by_accel.items():
             if isinstance(row, dict) and "frame_ms" in row:
@@ -331,9 +335,9 @@ def write_plot(result: dict, path: Path) -> str:
 
 def summary(result: dict) -> dict:
     """The headline figures next to the issue's targets (None where a section did not run)."""
-    parts = result.get("parts", {}).get("fp16", {})
-    best_frame = min((row["frame_ms"] for row in parts.values() if isinstance(row, dict) and "frame_ms" in row),
-                     default=None)
+    rows16 = [result.get(section, {}).get("fp16", {}) for section in ("parts", "compile")]
+    best_frame = min((row["frame_ms"] for rows in rows16 for row in rows.values()
+                      if isinstance(row, dict) and "frame_ms" in row), default=None)
     rows = result.get("batch", {}).get("rows", [])
     streams = max((r["streams_at_30fps"] for r in rows if r.get("streams_at_30fps")), default=None)
     e2e = [c["fps"] for c in result.get("e2e", {}).get("clips", []) if c["mode"] == "streams"]
@@ -350,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer runs, compile for fp16 only (≤ 8 min on an H100)")
     parser.add_argument("--smoke", action="store_true", help="tiny settings: proves the suite runs end to end")
     parser.add_argument("--skip", default="", help="comma-separated sections to skip")
+    parser.add_argument("--budget-s", type=float, help="start no section after this many seconds "
+                                                        "(default 420 with --quick, else none)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -375,17 +381,23 @@ def main(argv: list[str] | None = None) -> int:
     model = _rule_model(bundle, device) if bundle is not None else ThreeDPE.random(seed=0, device=device)
     result["machine"]["weights_source"] = model.source
     best = "cuda-graphs" if device.type == "cuda" else "eager"
+    deadline = started + s.budget_s
     sections = {
-        "parts": lambda out: section_parts(model, device, s, out),
+        "parts": lambda out: section_parts(model, device, s, out, s.accels, s.precisions),
         "rerender": lambda out: section_rerender(model, device, s, out, "fp16" if device.type == "cuda" else "fp32", best),
         "batch": lambda out: section_batch(model, device, s, out, "fp16" if device.type == "cuda" else "fp32", best),
         "e2e": lambda out: section_e2e(model, device, s, out, args.inputs, "fp16" if device.type == "cuda" else "fp32",
                                        best),
         "conformance": lambda out: section_conformance(model, device, s, out, bundle),
+        # last: Inductor compiles for minutes; a budget cut costs only these rows
+        "compile": lambda out: section_parts(model, device, s, out, ["compile"], s.compile_precisions, deadline),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     for name, run in sections.items():
-        if name in skip:
+        if name in skip or (name == "compile" and not s.compile_precisions):
+            continue
+        if time.perf_counter() > deadline:
+            result[name] = {"skipped": f"over the time budget ({s.budget_s:g} s)"}
             continue
         out: dict[str, Any] = {}
         section_start = time.perf_counter()

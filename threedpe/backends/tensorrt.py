@@ -80,6 +80,8 @@ class TensorRTNetwork:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
         flag = {"fp16": "FP16", "bf16": "BF16"}.get(self.precision)
         if flag is not None:
+            if not hasattr(trt.BuilderFlag, flag):
+                raise UserError(f"this TensorRT ({trt.__version__}) has no {flag} builder flag; use --precision fp32")
             config.set_flag(getattr(trt.BuilderFlag, flag))
         profile = builder.create_optimization_profile()
         for name, tail in shapes.items():
@@ -88,7 +90,7 @@ class TensorRTNetwork:
         serialized = builder.build_serialized_network(network, config)
         if serialized is None:
             raise UserError(f"TensorRT failed to build an engine for {part}.onnx (see its log above)")
-        plan.write_bytes(bytes(serialized))
+        plan.write_bytes(serialized)                    # IHostMemory has the buffer protocol
         return runtime.deserialize_cuda_engine(serialized)
 
     def _run(self, part: str, **inputs: torch.Tensor) -> list[torch.Tensor]:

@@ -40,3 +40,13 @@ def test_engine_flags_reach_the_engine_config():
     assert (config.name, config.backend, config.max_batch, config.onnx_dir) == ("3dpe", "onnxruntime", 4, "x")
     with pytest.raises(UserError, match="--max-batch"):
         engine_config_from_args(parser.parse_args(["--random-weights", "--max-batch", "0"]))
+
+
+def test_an_export_never_replaces_a_folder_that_is_not_one(tmp_path):
+    from threedpe.backends.onnx_export import export_onnx
+
+    (tmp_path / "notes.txt").write_text("mine")
+    model = type("Model", (), {"renderer": object()})()
+    with pytest.raises(UserError, match="not empty"):
+        export_onnx(model, tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -78,7 +78,8 @@ def read_manifest(folder: str | Path) -> dict:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError):
         raise UserError(f"{folder} is not an ONNX export of live3dpe (no readable {MANIFEST}); "
-                        "export one with `live3dpe export-onnx` or let --backend onnxruntime do it") from None
+                        "--backend onnxruntime or tensorrt exports one there when --onnx-dir names an empty "
+                        "or new folder") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise UserError(f"{path}: format {manifest.get('format') if isinstance(manifest, dict) else None!r} "
                         f"is not {FORMAT!r}")
@@ -102,6 +103,9 @@ def export_onnx(model, folder: str | Path, options=None, taps: bool = False,
         raise UserError("this build has no threedpe.renderer: nothing to export for the render")
     options = options or RenderOptions()
     folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()) and not _is_export(folder):
+        raise UserError(f"{folder} is not empty and holds no live3dpe ONNX export: name a new or empty folder "
+                        "(an export replaces the folder's contents)")
     folder.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
@@ -119,6 +123,13 @@ def export_onnx(model, folder: str | Path, options=None, taps: bool = False,
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
     return folder
+
+
+def _is_export(folder: Path) -> bool:
+    try:
+        return json.loads((folder / MANIFEST).read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _export_parts(model, folder: Path, options, taps: bool, progress: Callable[[str], None]) -> None:

@@ -69,12 +69,12 @@ class SerialCuda:
         return _SyncEvent()
 
 
-class _SyncEvent:
-    def record(self, stream=None) -> None:
-        torch.cuda.synchronize()
+class _SyncEvent(torch.cuda.Event):
+    """A real CUDA event (streams can wait on it) whose `record` also waits for the recorded work on the host."""
 
-    def synchronize(self) -> None:
-        pass
+    def record(self, stream=None) -> None:
+        super().record(stream)
+        self.synchronize()
 
 
 class CountingSink(Sink):

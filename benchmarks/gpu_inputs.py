@@ -96,8 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", default="d10,s18,d3", help="clip names in ../shared/clips (default d10,s18,d3)")
     parser.add_argument("--frames", type=int, default=90, help="frames per clip (default 90; the suite loops them)")
     parser.add_argument("--no-bundle", action="store_true", help="do not copy the conformance bundle")
+    parser.add_argument("--shared", type=Path, help="reference folder (default: $LIVE3DPE_SHARED, else ../shared)")
     args = parser.parse_args(argv)
-    shared = _shared()
+    shared = args.shared or _shared()
     clips = [shared / "clips" / f"{name.strip()}.mp4" for name in args.clips.split(",") if name.strip()]
     missing = [str(c) for c in clips if not c.is_file()]
     if missing or args.frames < 1:
@@ -117,10 +118,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmarks.gpu_inputs: error: {exc}", file=sys.stderr)
         return 2
     partial.replace(args.out / "clips.npz")
-    if not args.no_bundle:
+    bundle = shared / "conformance" / "3dpe_v1"
+    if not args.no_bundle and not (bundle / "vectors.npz").is_file():
+        print(f"note: no conformance bundle in {bundle}: the suite's conformance section will be skipped")
+    elif not args.no_bundle:
         (args.out / "3dpe_v1").mkdir(exist_ok=True)
         for name in ("manifest.json", "vectors.npz"):          # contents only: ../shared is read-only
-            shutil.copyfile(shared / "conformance" / "3dpe_v1" / name, args.out / "3dpe_v1" / name)
+            shutil.copyfile(bundle / name, args.out / "3dpe_v1" / name)
     total = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
     print(f"wrote {args.out} ({total / 2**20:.1f} MiB; the carry limit is {CARRY_LIMIT / 2**20:.0f} MiB)")
     return 0 if total <= CARRY_LIMIT else 1

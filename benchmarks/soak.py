@@ -192,7 +192,8 @@ def summarise(args, log, samples, t0: float, server_log: Path) -> dict:
             last.pop(peer, None)
     joined = [min((w for p, w, k, _ in log if p == i and k == "offer"), default=None) for i in range(args.peers)]
     all_in = max((w - t0 for w in joined if w is not None), default=0.0)
-    steady = all_in + 15.0                               # each newcomer settles the shares within seconds
+    settle = min(15.0, max(0.0, args.minutes * 60.0 - all_in) / 2)   # newcomers settle the shares within seconds;
+    steady = all_in + settle                                          # short runs keep the latter half after the last join
     rss = [(s["t"], s["rss_mib"]) for s in samples if s["rss_mib"] is not None]
     warm = [m for t, m in rss if t >= all_in + args.warmup]
     server_text = server_log.read_text(errors="replace") if server_log.exists() else ""

@@ -109,7 +109,9 @@ def split_checkpoint(obj: dict, path: str | os.PathLike = "checkpoint") -> Check
     if any(k.startswith("module.") for k in encoder):
         raise CheckpointError(f"{path}: keys start with 'module.' (a DataParallel save); strip the prefix first")
     kind = KIND_3DPE if any(k.startswith(PROMPT_PREFIX) for k in encoder) else KIND_LIVE3D_LT
-    return CheckpointContents(encoder, renderer, kind)
+    opts = obj.get("opts")                       # `live3dpe train` marks a run that started from random weights
+    random = isinstance(opts, Mapping) and opts.get("is_random") is True
+    return CheckpointContents(encoder, renderer, kind, {"is_random": True} if random else {})
 
 
 def check_state_dict(given: Mapping[str, object], expected: Mapping[str, tuple[int, ...]], what: str,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -123,6 +124,25 @@ class ThreeDPE(nn.Module):
             model.renderer.load_state_dict(fill_by_rule("renderer_state_dict", ckpt.shapes_of(model.renderer), seed))
         return model.to(device)
 
+    def with_tensors(self, replacements: Mapping[str, torch.Tensor]) -> "ThreeDPE":
+        """A model using `replacements` (encoder state-dict keys, e.g. an adapter's tuned tensors) that shares
+        every other tensor and the renderer with this one: no weights are copied and this model is left as it
+        is, so both can run side by side (in other threads too). Unknown keys or wrong shapes raise."""
+        state = self.encoder.state_dict()
+        for key, value in replacements.items():
+            if key not in state:
+                raise ckpt.CheckpointError(f"'{key}' is not a tensor of the 3DPE encoder")
+            if tuple(value.shape) != tuple(state[key].shape):
+                raise ckpt.CheckpointError(f"'{key}' has shape {list(value.shape)}, "
+                                           f"the encoder's is {list(state[key].shape)}")
+            state[key] = value.to(state[key].device, state[key].dtype)
+        encoder = _empty_encoder()
+        encoder.load_state_dict(state, assign=True)
+        model = type(self)(renderer=self.renderer, encoder=encoder, is_random=self.is_random,
+                           prompt_trained=self.prompt_trained, source=self.source)
+        model.stochastic, model._precision = self.stochastic, self._precision
+        return model
+
     def save(self, path: str | os.PathLike) -> None:
         """Our format: tensors + plain metadata only, loadable with `torch.load(weights_only=True)`."""
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -183,11 +203,12 @@ class ThreeDPE(nn.Module):
             return self.encoder.encode_prompt(prompt.to(self.device)).float()
 
     @torch.no_grad()
-    def encode(self, image: torch.Tensor, tokens: torch.Tensor,
+    def encode(self, image: torch.Tensor, tokens: torch.Tensor | None,
                taps: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        """[B,3,512,512] in [-1,1] + tokens → triplane [B,96,256,256] float32."""
+        """[B,3,512,512] in [-1,1] + tokens → triplane [B,96,256,256] float32 (tokens None: Live3D-LT, no prompt)."""
+        tokens = None if tokens is None else tokens.to(self.device)
         with self._encoder_mode(), self._autocast():
-            return self.encoder(image.to(self.device), tokens.to(self.device), taps=taps).float()
+            return self.encoder(image.to(self.device), tokens, taps=taps).float()
 
     @torch.no_grad()
     def render(self, triplane: torch.Tensor, cameras: torch.Tensor, opts=None) -> dict[str, torch.Tensor]:

@@ -38,14 +38,32 @@ class EditingEncoder(nn.Module):
         """prompt [B,3,224,224] ImageNet-normalised → MAE tokens [B,197,768]."""
         return self.Ref_encoder.encode_prompt(prompt)
 
-    def forward(self, image: torch.Tensor, tokens: torch.Tensor,
+    def forward(self, image: torch.Tensor, tokens: torch.Tensor | None,
                 taps: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        high, f_feature = self.image_features(image, taps)
+        return self.triplane_from_features(high, f_feature, tokens, taps)
+
+    def image_features(self, image: torch.Tensor, taps: dict[str, torch.Tensor] | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """E_high and E_low features of the image: the part of the encoder the prompt does not reach."""
         x = append_coordinates(image)
         elow_decoder = self.decoder(self.encoder(x))
         f_feature = self.F_encoder(elow_decoder)
         high = self.EHigh_encoder(x)
-        fused = self.Ref_encoder(high, tokens.to(high.dtype) if tokens.dtype != high.dtype else tokens)
+        if taps is not None:
+            taps.update(elow_decoder=elow_decoder, elow=f_feature, ehigh=high)
+        return high, f_feature
+
+    def triplane_from_features(self, high: torch.Tensor, f_feature: torch.Tensor, tokens: torch.Tensor | None,
+                               taps: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """The prompt-dependent part: cross-attention and E_t on `image_features` (adaptation computes those
+        once per image). `tokens` None is Live3D-LT, which has no cross-attention: the E_high features go
+        to E_t as they are."""
+        if tokens is None:
+            fused = high
+        else:
+            fused = self.Ref_encoder(high, tokens.to(high.dtype) if tokens.dtype != high.dtype else tokens)
         triplane = self.Final_encoder(torch.cat([fused, f_feature], dim=1))   # high (prompt-fused) first
         if taps is not None:
-            taps.update(elow_decoder=elow_decoder, elow=f_feature, ehigh=high, xattn=fused, triplane=triplane)
+            taps.update(xattn=fused, triplane=triplane)
         return triplane

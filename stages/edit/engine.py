@@ -7,11 +7,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from pipeline.packets import FaceObservation, RenderResult
+
+ADAPTER_PREFIX = "adapter:"         # "adapter:<file.safetensors>": a style taught to 3dpe by `live3dpe adapt`
+
+
+def adapter_path_in(text: str) -> Path | None:
+    """The adapter file a style text names ("adapter:<path>"), else None."""
+    text = text.strip()
+    if not text.lower().startswith(ADAPTER_PREFIX):
+        return None
+    return Path(text[len(ADAPTER_PREFIX):].strip()).expanduser()
 
 
 @dataclass(frozen=True)
@@ -19,7 +30,7 @@ class Style:
     """A prepared style: what `prepare` made of a prompt, ready to apply every frame."""
 
     key: str                        # cache key, e.g. "preset:bronze statue", "image:<sha1>", "none"
-    kind: str                       # "none", "preset", "image", "text"
+    kind: str                       # "none", "preset", "image", "text", "adapter"
     label: str                      # human-readable, shown in the UI / stats
     data: Any = field(default=None, compare=False)  # engine-specific (parameters, prompt embedding, ...)
 
@@ -32,7 +43,7 @@ class Engine(Protocol):
     device: str                     # "cpu", "cuda:0", ...
 
     def prepare(self, prompt: str | np.ndarray | None) -> Style:
-        """Turn a prompt (preset name, text, image path or RGB array, None/"none") into a Style.
+        """Turn a prompt (preset name, text, image path, "adapter:<file>", RGB array, None/"none") into a Style.
 
         Raises ValueError with a message listing what is accepted when the prompt is unknown.
         """

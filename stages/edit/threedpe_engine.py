@@ -20,11 +20,12 @@ from pipeline.config import EngineConfig
 from pipeline.device import resolve_device
 from pipeline.errors import UserError
 from pipeline.packets import CROP_SIZE, FaceObservation, RenderResult
-from stages.edit.engine import Style
+from stages.edit.engine import Style, adapter_path_in
 from stages.source_image import image_path_in, load_rgb
 
 NO_TEXT_ENCODER = ("the 3dpe engine takes image prompts only (the official 3DPE release ships no text encoder): "
-                   "pass an image, e.g. --style image:/path/to/prompt.jpg, or use --engine classic for text presets")
+                   "pass an image, e.g. --style image:/path/to/prompt.jpg, an adapter (adapter:STYLE.safetensors from "
+                   "`live3dpe adapt`), or use --engine classic for text presets")
 
 _models: dict[tuple[str, str], Any] = {}
 _models_lock = threading.Lock()
@@ -77,6 +78,26 @@ class _FaceState:
     self_tokens: torch.Tensor | None  # the face's own prompt tokens (style "none")
 
 
+def torch_model(network: Any) -> Any:
+    """The ThreeDPE behind a network (batching and CUDA-graph wrappers unwrapped); None for exported backends."""
+    from threedpe.model import ThreeDPE
+
+    while not isinstance(network, ThreeDPE):
+        network = vars(network).get("network") or vars(network).get("model")
+        if network is None:
+            return None
+    return network
+
+
+@dataclass(frozen=True)
+class AdaptedStyle:
+    """What an adapter style holds: its prompt's tokens (from the adapted E_p) and the model with its
+    adapted E_t (sharing every other tensor with the engine's model)."""
+
+    tokens: torch.Tensor
+    model: Any
+
+
 @dataclass
 class TriplaneScene:
     """What `ThreeDPEEngine.encode` makes: the (temporally smoothed) triplane of one face."""
@@ -123,6 +144,8 @@ class ThreeDPEEngine:
     def prepare(self, prompt: str | np.ndarray | None) -> Style:
         if prompt is None or (isinstance(prompt, str) and prompt.strip().lower() in ("", "none")):
             return Style("none", "none", "none (the face itself as the prompt)")
+        if isinstance(prompt, str) and adapter_path_in(prompt) is not None:
+            return self._prepare_adapter(adapter_path_in(prompt))
         if isinstance(prompt, str):
             path = image_path_in(prompt) or Path(prompt.strip())   # any readable file, whatever its suffix
             if not path.is_file():
@@ -142,11 +165,39 @@ class ThreeDPEEngine:
                 self._styles[key] = Style(key, "image", label, data=self._prompt_tokens(rgb))
             return self._styles[key]
 
-    def _prompt_tokens(self, rgb: np.ndarray) -> torch.Tensor:
+    def _prompt_tokens(self, rgb: np.ndarray, model: Any = None) -> torch.Tensor:
         from threedpe.preprocess import prompt_to_tensor
 
         with torch.inference_mode():
-            return self.model.encode_prompt(prompt_to_tensor(rgb).to(self.device))
+            return (model or self.model).encode_prompt(prompt_to_tensor(rgb).to(self.device))
+
+    def _prepare_adapter(self, path: Path) -> Style:
+        """An adapter file (`live3dpe adapt`): its reference's tokens through the adapted E_p, and the model
+        with its adapted E_t for every frame. Keyed by the file's identity, so a re-prepare is free."""
+        from threedpe.adapter import AdapterError, load_adapter
+
+        try:
+            stat = path.stat()
+        except OSError:
+            raise ValueError(f"no such adapter file: {path}") from None
+        key = f"adapter:{os.path.realpath(path)}:{stat.st_size}:{stat.st_mtime_ns}"
+        with self._lock:
+            if key in self._styles:
+                return self._styles[key]
+        base = torch_model(self.model)
+        if base is None:
+            raise ValueError("adapters need --backend torch: an exported network (onnxruntime, TensorRT) holds the "
+                             "weights it was exported with")
+        try:
+            adapter = load_adapter(path)
+            tokens = self._prompt_tokens(adapter.prompt, adapter.apply(base))   # refuses other base weights
+        except AdapterError as exc:
+            raise ValueError(str(exc)) from None
+        # per frame: the base's encoder with the adapter's E_t, eagerly (no CUDA graph or batch holds its tensors)
+        style = Style(key, "adapter", f"adapter {path.stem}",
+                      data=AdaptedStyle(tokens, base.with_tensors(adapter.frame_tensors())))
+        with self._lock:
+            return self._styles.setdefault(key, style)
 
     # -- encode --------------------------------------------------------------------------------------
     def encode(self, face: FaceObservation, frame: np.ndarray, style: Style) -> TriplaneScene:
@@ -160,14 +211,16 @@ class ThreeDPEEngine:
         if style.kind == "none" and (reset or self_tokens is None):
             # no style: the face's own crop is the prompt, refreshed at every new shot
             self_tokens = self._prompt_tokens(face.crop)
-        tokens = self_tokens if style.kind == "none" else style.data
+        model, tokens = self.model, self_tokens if style.kind == "none" else style.data
+        if style.kind == "adapter":
+            model, tokens = style.data.model, style.data.tokens
         with torch.inference_mode():
             if torch.is_tensor(frame):
                 from stages.gpu.warp import crop_to_network, warp_crop
                 image = crop_to_network(warp_crop(frame, face.crop_matrix))
             else:
                 image = image_to_tensor(face.crop).to(self.device)
-            triplane = self.model.encode(image, tokens)
+            triplane = model.encode(image, tokens)
             ema = self.triplane_ema
             if not reset and ema > 0.0:
                 triplane = ema * previous.triplane + (1.0 - ema) * triplane

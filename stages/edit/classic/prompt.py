@@ -19,7 +19,7 @@ import numpy as np
 from pipeline.errors import UserError
 from stages.edit.classic.normals import lambert
 from stages.edit.classic.styles import PRESETS, statue_tone
-from stages.edit.engine import Style
+from stages.edit.engine import Style, adapter_path_in
 from stages.source_image import image_path_in, load_rgb
 
 NONE_WORDS = {"", "none", "off", "no style", "camera only"}
@@ -188,6 +188,9 @@ def resolve_prompt(prompt: str | np.ndarray | Path | None) -> Style:
     text = prompt.strip()
     if text.lower() in NONE_WORDS:
         return Style(key="none", kind="none", label="none")
+    if adapter_path_in(text) is not None:
+        raise ValueError("adapters (live3dpe adapt) are styles of the 3dpe engine: use --engine 3dpe with the "
+                         "weights the adapter was made for")
     path = image_path_in(text)
     if path is not None:
         return _image_style(_read_image(path), path.name)

@@ -10,6 +10,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from pipeline.errors import UserError
+from webrtc.adapters import AdapterFolder
 from webrtc.auth import RedactingAccessLogger, generate_token
 from webrtc.ice import IceServer, ice_servers
 from webrtc.pipeline_factory import edit_pipeline_factory, preset_names
@@ -27,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-peers", type=int, default=None,
                         help="hard cap on browser sessions (default: as many as the measured capacity allows, "
                              "each getting at least 10 fps; with --cluster: per session host, default 4)")
+    parser.add_argument("--adapters", metavar="DIR",
+                        help="offer the adapters (.safetensors from `live3dpe adapt`) in this folder as styles (3dpe)")
     ice = parser.add_argument_group("NAT traversal (see docs/deploy.md)")
     ice.add_argument("--ice-server", action="append", default=[], metavar="URL",
                      help="a STUN or TURN server for the page and the server, e.g. turn:turn.example.com:3478 "
@@ -81,17 +84,24 @@ def main(args: argparse.Namespace) -> int:
     if args.replicas != "auto" and args.cluster is None:
         raise UserError("--replicas sets the session hosts of a cluster: add --cluster")
     if args.cluster is not None:
+        if args.adapters:
+            raise UserError("--adapters is for a single server for now (cluster nodes would each need the folder)")
         return serve_cluster(args, token, ice)
     # Fail now, not when the first browser connects: find (or download) the face models and load the
     # engine once (its weights stay cached for every peer).
     face_config = replace(face_config_from_args(args), model_path=str(FACE_LANDMARKER.resolve(args.face_model)),
                           verifier_path=str(YUNET.resolve()))
     engine_config = engine_config_from_args(args)
+    adapters = AdapterFolder(args.adapters) if args.adapters else None
+    if adapters is not None and engine_config.name != "3dpe":
+        raise UserError("--adapters are 3dpe styles: add --weights (the weights they were made for) or --engine 3dpe")
     create_engine(engine_config)
+    if adapters is not None:
+        print(f"live3dpe serve: adapters in {adapters.folder}: {', '.join(adapters.names()) or 'none yet'}")
     config = ServerConfig(
         make_pipeline=edit_pipeline_factory(engine_config, face_config),
         presets=preset_names(), settings=settings_from_args(args), token=token, max_peers=args.max_peers,
-        ice_servers=ice)
+        ice_servers=ice, adapters=adapters)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     url = page_url(args.host, args.port, token)
     try:

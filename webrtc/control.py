@@ -2,8 +2,9 @@
 
 Page → server:  {"type": "set", "style": "marble", "yaw": 15, "mode": "paste", ...}
                 {"type": "set", "prompt": "<id from POST /prompt>"}   (an uploaded image as the style)
+                {"type": "set", "adapter": "<name>"}   (an adapter of the server's --adapters folder; 3dpe)
                 {"type": "set", "engine": {"smoothing": false, "triplane_ema": 0.3}}   (see engine_options)
-Server → page:  {"type": "hello", "settings": {...}, "presets": [...], "engine": ..., "device": ...,
+Server → page:  {"type": "hello", "settings": {...}, "presets": [...], "adapters": [...], "engine": ..., "device": ...,
                  "camera_limits": {"yaw": 25, ...}, "takes_text": true, "style": <a style message's fields>,
                  "engine_options": {"smoothing": true, "triplane_ema": 0.6}}   (only the supported ones)
                 {"type": "stats", "fps_in": ..., "fps_out": ..., "latency_ms": {...}, "health": ...,
@@ -59,6 +60,7 @@ class ControlRequest:
     changes: dict[str, Any] = field(default_factory=dict)
     style: str | None = None
     prompt_id: str | None = None
+    adapter: str | None = None
     engine: EngineOptions | None = None
 
 
@@ -80,6 +82,10 @@ def parse_message(text: str | bytes) -> ControlRequest:
             if not is_prompt_id(value):
                 raise ControlError("prompt must be the id returned by POST /prompt", style="uploaded image")
             request.prompt_id = value
+        elif key == "adapter":
+            if not isinstance(value, str) or not value.strip() or len(value) > MAX_STYLE_TEXT:
+                raise ControlError("adapter must be the name of one of the server's adapters", style="adapter")
+            request.adapter = value
         elif key == "engine":
             try:
                 request.engine = EngineOptions.parse(value)
@@ -100,8 +106,8 @@ def parse_message(text: str | bytes) -> ControlRequest:
             request.changes[key] = value
         else:
             raise ControlError(f"unknown setting {key!r}")
-    if request.style is not None and request.prompt_id is not None:
-        raise ControlError("send either style or prompt, not both")
+    if sum(v is not None for v in (request.style, request.prompt_id, request.adapter)) > 1:
+        raise ControlError("send one of style, prompt or adapter, not several")
     return request
 
 

@@ -20,9 +20,10 @@ from aiortc.contrib.media import MediaBlackhole, MediaRelay
 from pipeline.config import CAMERA_LIMITS, EditControls, EditSettings
 from pipeline.graph import Graph
 from pipeline.stage import Stage
-from stages.edit.engine import Style
+from stages.edit.engine import ADAPTER_PREFIX, Style, adapter_path_in
 from stages.edit.stage import IMAGE_STYLE, TEXT_STYLE, style_prompt
 from webrtc import control, engine_options
+from webrtc.adapters import AdapterFolder
 from webrtc.fair_share import PeerGate
 from webrtc.prompts import PromptError, PromptStore
 from webrtc.tracks import EditedVideoTrack, IncomingVideoSource, TrackSink
@@ -55,7 +56,8 @@ class PeerSession:
 
     def __init__(self, pc: RTCPeerConnection, make_pipeline: PipelineFactory, settings: EditSettings,
                  prompts: PromptStore, presets: list[str], limits: PeerLimits | None = None,
-                 on_closed: Callable[["PeerSession"], None] | None = None, gate: PeerGate | None = None):
+                 on_closed: Callable[["PeerSession"], None] | None = None, gate: PeerGate | None = None,
+                 adapters: AdapterFolder | None = None):
         self.id = next(_ids)
         self.gate = gate
         self.pc = pc
@@ -63,6 +65,7 @@ class PeerSession:
         self._make_pipeline = make_pipeline
         self._prompts = prompts
         self._presets = presets
+        self._adapters = adapters
         self._limits = limits or PeerLimits()
         self._on_closed = on_closed
         self._loop = asyncio.get_running_loop()
@@ -188,6 +191,7 @@ class PeerSession:
             return
         self._hello_sent = True
         self._send(control.encode("hello", settings=self._settings_for_page(), presets=self._presets,
+                                  adapters=self._adapters.names() if self._adapters else [],
                                   engine=getattr(self.engine, "name", None),
                                   device=getattr(self.engine, "device", None),
                                   camera_limits=CAMERA_LIMITS, takes_text=self.takes_text,
@@ -233,6 +237,8 @@ class PeerSession:
                 self._set_style_status("error", "uploaded image", str(exc))
                 return
             self._spawn(self.set_style(f"{IMAGE_STYLE}{path}", label="uploaded image"))
+        elif request.adapter is not None:
+            self._request_adapter(request.adapter)
         elif request.style is not None:
             self._request_style(request.style)
 
@@ -248,6 +254,18 @@ class PeerSession:
             self._spawn(self.set_style(name))
         else:
             self._spawn(self.set_style(TEXT_STYLE + text, label=text))
+
+    def _request_adapter(self, name: str) -> None:
+        """An adapter of the server's folder, by name (the path never comes from the page)."""
+        label = f"adapter {name}"[:60]
+        try:
+            if self._adapters is None:
+                raise ValueError("this server offers no adapters (start it with --adapters DIR)")
+            path = self._adapters.path(name)
+        except ValueError as exc:
+            self._set_style_status("error", label, str(exc))
+            return
+        self._spawn(self.set_style(f"{ADAPTER_PREFIX}{path}", label=label))
 
     async def set_style(self, style: str, label: str | None = None) -> None:
         """Prepare the style off the event loop and off the stream (the engine caches it for the edit
@@ -423,6 +441,8 @@ def setting_label(style: str) -> str:
     """How an `EditSettings.style` is named to the page: never a path on the server."""
     if style.startswith(IMAGE_STYLE):
         return f"image {Path(style[len(IMAGE_STYLE):]).name}"
+    if adapter_path_in(style) is not None:
+        return f"adapter {adapter_path_in(style).stem}"
     return style[len(TEXT_STYLE):] if style.startswith(TEXT_STYLE) else style
 
 

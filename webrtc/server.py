@@ -15,6 +15,7 @@ from aiohttp import BodyPartReader, MultipartReader, web
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from pipeline.config import CAMERA_LIMITS, EditSettings
+from webrtc.adapters import AdapterFolder
 from webrtc.admission import Admission
 from webrtc.auth import RedactingAccessLogger, check_token, token_ok
 from webrtc.bitrate import configure_video_bitrates
@@ -45,6 +46,7 @@ class ServerConfig:
     limits: PeerLimits = field(default_factory=PeerLimits)
     share: ShareLimits = field(default_factory=ShareLimits)
     ice_servers: tuple[IceServer, ...] = ()
+    adapters: AdapterFolder | None = None               # `serve --adapters DIR`: 3dpe styles offered by name
 
 
 class PeerRegistry:
@@ -123,8 +125,9 @@ async def presets(request: web.Request) -> web.Response:
     settings = {**asdict(config.settings), "style": setting_label(config.settings.style)}   # no server paths
     # TURN credentials only for requests that may start a session
     ice = [s.for_page() for s in config.ice_servers] if token_ok(request, config.token) else []
-    return web.json_response({"presets": config.presets, "settings": settings, "camera_limits": CAMERA_LIMITS,
-                              "ice_servers": ice})
+    adapters = await asyncio.to_thread(config.adapters.names) if config.adapters else []
+    return web.json_response({"presets": config.presets, "adapters": adapters, "settings": settings,
+                              "camera_limits": CAMERA_LIMITS, "ice_servers": ice})
 
 
 async def health(request: web.Request) -> web.Response:
@@ -153,7 +156,8 @@ async def open_session(app: web.Application, description: RTCSessionDescription)
         raise json_error(web.HTTPServiceUnavailable, refusal)
     pc = RTCPeerConnection(rtc_configuration(config.ice_servers))
     session = PeerSession(pc, config.make_pipeline, config.settings, app[PROMPTS], config.presets,
-                          config.limits, on_closed=registry.released, gate=registry.scheduler.add())
+                          config.limits, on_closed=registry.released, gate=registry.scheduler.add(),
+                          adapters=config.adapters)
     registry.sessions.add(session)
     try:
         await session.accept(description)

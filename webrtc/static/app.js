@@ -8,6 +8,7 @@ const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
 const token = new URLSearchParams(location.search).get("token");
 const authHeaders = token ? { Authorization: `Bearer ${token}` } : {};
 const MODES = ["paste", "crop", "side-by-side", "grid"];
+const STYLE_CHOICES = ["style", "prompt", "adapter"];  // the ways to pick a style: the latest one wins
 const ARROW_STEP = 5;                       // degrees per arrow key: page shortcuts and a focused slider alike
 const RETRY_DELAYS_S = [1, 2, 4, 8, 15];    // reconnect backoff; the last delay repeats
 const SILENCE_MS = 5000;                    // no stats for this long: the session is gone (server killed, network down)
@@ -258,6 +259,7 @@ function onMessage(message, pc) {
     hook.engine = message.engine;
     if (message.engine !== "3dpe") delete state.engine.triplane_ema;   // a 3dpe-only option
     applyLimits(message.camera_limits);
+    showAdapters(message.adapters || []);
     showEngine(message);
     onStyle(message.style);
   } else if (message.type === "engine_options") {
@@ -278,13 +280,14 @@ function send(changes) {
   for (const axis of ["yaw", "pitch"]) {                    // the page keeps to the server's range, as the server does
     if (axis in changes && state.limits) changes[axis] = clamp(changes[axis], -state.limits[axis], state.limits[axis]);
   }
-  if ("style" in changes) delete state.settings.prompt;     // the latest style choice wins
-  if ("prompt" in changes) delete state.settings.style;
+  for (const kind of STYLE_CHOICES) {                       // the latest style choice wins
+    if (kind in changes) STYLE_CHOICES.filter((k) => k !== kind).forEach((k) => delete state.settings[k]);
+  }
   Object.assign(state.settings, changes);
   if (state.channel && state.channel.readyState === "open") {
     state.channel.send(JSON.stringify({ type: "set", ...changes }));
-  } else if ("style" in changes) {
-    showStyle("pending", changes.style);
+  } else if ("style" in changes || "adapter" in changes) {
+    showStyle("pending", changes.style ?? `adapter ${changes.adapter}`);
   }
 }
 
@@ -325,19 +328,20 @@ function showEngineOptions(options) {                       // a control only fo
 function onStyle(message) {
   hook.lastStyle = message;
   state.running = { label: message.label, preset: message.preset };
-  const choice = state.settings.prompt ? "uploaded image" : state.settings.style;
+  const choice = state.settings.prompt ? "uploaded image"
+    : state.settings.adapter ? `adapter ${state.settings.adapter}` : state.settings.style;
   if (message.status === "ready") {
     state.accepted = pickStyle(state.settings);
   } else if (message.status === "error" && message.style === choice) {
-    delete state.settings.style;                            // a refused choice is not sent again on reconnecting
-    delete state.settings.prompt;
+    STYLE_CHOICES.forEach((k) => delete state.settings[k]);  // a refused choice is not sent again on reconnecting
     Object.assign(state.settings, state.accepted);
   }
   showStyle(message.status, message.style, message.message);
 }
 
 function pickStyle(settings) {
-  return "prompt" in settings ? { prompt: settings.prompt } : { style: settings.style };
+  const kind = STYLE_CHOICES.find((k) => k !== "style" && k in settings) ?? "style";
+  return { [kind]: settings[kind] };
 }
 
 function showStyle(status, asked, message) {
@@ -353,6 +357,9 @@ function showStyle(status, asked, message) {
   } else box.textContent = `Style: ${running}`;
   document.querySelectorAll("#presets button").forEach((b) => {
     b.setAttribute("aria-pressed", String(b.dataset.style === state.running.preset));
+  });
+  document.querySelectorAll("#adapters button").forEach((b) => {
+    b.setAttribute("aria-pressed", String(`adapter ${b.dataset.adapter}` === state.running.label));
   });
 }
 
@@ -456,8 +463,22 @@ async function loadServerInfo() {
   state.accepted = { style: s.style };
   state.running = { label: s.style, preset: s.style === "none" || body.presets.includes(s.style) ? s.style : null };
   showPresets(body.presets);
+  showAdapters(body.adapters || []);
   applyLimits(body.camera_limits);
   showStyle("ready");
+}
+
+function showAdapters(names) {                              // `serve --adapters DIR`: styles taught by `live3dpe adapt`
+  $("adapters").replaceChildren(...names.map((name) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.dataset.adapter = name;
+    button.setAttribute("aria-pressed", String(`adapter ${name}` === state.running.label));
+    button.textContent = name;
+    button.onclick = () => send({ adapter: name });
+    return button;
+  }));
+  $("adapters-box").hidden = names.length === 0;
 }
 
 function showPresets(presets) {

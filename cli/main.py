@@ -22,6 +22,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "conformance": ("cli.conformance", "check the network against a conformance bundle"),
     "serve": ("cli.serve", "start the WebRTC server and browser page"),
     "cam": ("cli.cam", "edit the webcam into a virtual camera (Zoom, Meet, OBS)"),
+    "adapt": ("cli.adapt", "teach 3DPE a new style from ~10 image pairs (writes an adapter)"),
+    "train": ("cli.train", "the 3DPE distillation trainer (torchrun for several GPUs)"),
 }
 
 

@@ -5,15 +5,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-OURS = {"pipeline", "threedpe", "stages", "webrtc", "cluster", "benchmarks", "cli", "testdata"}
+OURS = {"pipeline", "threedpe", "stages", "training", "webrtc", "cluster", "benchmarks", "cli", "testdata"}
 ALLOWED = {
     "pipeline": set(),
     "threedpe": {"pipeline"},
     "stages": {"pipeline", "threedpe"},
+    "training": {"pipeline", "threedpe", "stages"},
     "webrtc": {"pipeline", "threedpe", "stages"},
     "cluster": {"pipeline", "threedpe", "stages", "webrtc"},
-    "benchmarks": {"pipeline", "threedpe", "stages", "webrtc", "cluster", "cli", "testdata"},
-    "cli": {"pipeline", "threedpe", "stages", "webrtc", "cluster", "benchmarks"},
+    "benchmarks": {"pipeline", "threedpe", "stages", "training", "webrtc", "cluster", "cli", "testdata"},
+    "cli": {"pipeline", "threedpe", "stages", "training", "webrtc", "cluster", "benchmarks"},
     "testdata": {"pipeline"},                  # tests and benchmarks only: no product package imports it
 }
 

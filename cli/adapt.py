@@ -64,7 +64,7 @@ def main(args: argparse.Namespace) -> int:
                              batch=2 if args.batch is None else args.batch, lora_rank=args.lora_rank,
                              lora_alpha=args.lora_alpha, resolution=args.resolution,
                              render=options.render_options(args), views=args.views,
-                             weights=options.loss_weights(args), perceptual_layers=options.perceptual_layers(args),
+                             perceptual_layers=options.perceptual_layers(args),
                              perceptual_weights=args.perceptual_weights, lpips_heads=args.lpips_heads,
                              seed=args.seed).validated()
     except ValueError as exc:

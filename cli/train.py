@@ -50,7 +50,7 @@ def main(args: argparse.Namespace) -> int:
     config = TrainConfig(steps=args.steps, batch=DEFAULT_BATCH if args.batch is None else args.batch,
                          lr=DEFAULT_LR if args.lr is None else args.lr,
                          weight_decay=args.weight_decay, amp=args.amp, resolution=args.resolution,
-                         render=options.render_options(args), views=args.views, weights=options.loss_weights(args),
+                         render=options.render_options(args), views=args.views,
                          perceptual_layers=options.perceptual_layers(args), perceptual_weights=args.perceptual_weights,
                          lpips_heads=args.lpips_heads, checkpoint_every=args.checkpoint_every, seed=args.seed,
                          workers=args.workers, sync_gradients=not args.reproduce_unsynced_ddp).validated()

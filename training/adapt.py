@@ -9,6 +9,7 @@ prompt encoder, the cross-attention, E_t and the renders.
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ class AdaptConfig:
     minutes: float | None = 5.0         # ... or after this long (whichever comes first)
     lr: float = 1e-4                    # E_p (or its LoRA factors)
     norm_lr: float | None = None        # E_t's LayerNorms (default 10 × lr: 8k well-conditioned parameters)
+    warmup_steps: int = 5               # learning rates: linear warm-up, then a cosine to 0 over the budget
     batch: int = 2
     lora_rank: int | None = None
     lora_alpha: float | None = None
@@ -55,6 +57,8 @@ class AdaptConfig:
             raise ValueError("steps must be at least 1 and minutes above 0")
         if not self.lr > 0 or (self.norm_lr is not None and not self.norm_lr > 0) or self.batch < 1:
             raise ValueError("learning rates must be above 0 and batch at least 1")
+        if self.warmup_steps < 0:
+            raise ValueError("warm-up steps must not be negative")
         if self.lora_rank is not None and self.lora_rank < 1:
             raise ValueError("the LoRA rank must be at least 1")
         if not 64 <= self.resolution <= CROP_SIZE or self.resolution % 32:
@@ -125,6 +129,7 @@ def adapt(base: ThreeDPE, samples: list[Sample], reference: np.ndarray, config: 
     others = [p for k, p in student.trainable.items() if k not in TRIPLANE_NORMS]
     optimizer = torch.optim.AdamW([{"params": others, "lr": config.lr},
                                    {"params": norms, "lr": config.norm_lr or 10 * config.lr}], weight_decay=0.0)
+    peaks = [group["lr"] for group in optimizer.param_groups]
     prompts = [s.prompt if s.prompt is not None else reference for s in samples]
     unique = list({id(p): p for p in prompts}.values())
     prompt_tensors = prompt_batch(unique).to(base.device)
@@ -146,6 +151,9 @@ def adapt(base: ThreeDPE, samples: list[Sample], reference: np.ndarray, config: 
         features = {k: [f[index] for f in v] for k, v in pairs.target_features.items()}
         losses = objective(planes, pairs.teacher[index], pairs.cameras[index], pairs.targets[index], features,
                            generator)
+        done = max(len(history) / config.steps if config.steps else 0.0, (time.perf_counter() - loop_start) / budget)
+        for group, peak in zip(optimizer.param_groups, peaks):
+            group["lr"] = peak * lr_factor(len(history), done, config.warmup_steps)
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         optimizer.step()
@@ -163,6 +171,13 @@ def adapt(base: ThreeDPE, samples: list[Sample], reference: np.ndarray, config: 
             "is_random": base.is_random}
     adapter = student.adapter(reference, {k: str(v) for k, v in info.items()})
     return AdaptResult(student, adapter, history, setup)
+
+
+def lr_factor(step: int, done: float, warmup: int) -> float:
+    """A linear warm-up over the first `warmup` steps (Adam's first updates are full-size whatever the
+    gradient: they would throw E_p off), then a cosine from 1 to 0 over the budget (`done`: the fraction of
+    the steps or of the time spent, whichever is larger), so the adapter ends annealed."""
+    return min(1.0, (step + 1) / (warmup + 1)) * 0.5 * (1.0 + math.cos(math.pi * min(max(done, 0.0), 1.0)))
 
 
 def _batches(n: int, batch: int, generator: torch.Generator):

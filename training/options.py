@@ -6,7 +6,6 @@ import argparse
 from pipeline.errors import UserError
 from pipeline.packets import CROP_SIZE
 from threedpe.renderer import RenderOptions
-from training.losses import LossWeights
 from training.perceptual import MAE_LAYERS
 
 
@@ -32,7 +31,6 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                       help="compare the raw neural renders only (no 512² superresolved image term)")
     loss = parser.add_argument_group("losses (paper Eq. 7)")
     loss.add_argument("--views", type=int, default=1, help="random cameras per sample for L3D (default 1)")
-    loss.add_argument("--perceptual-weight", type=float, default=2.0, help="weight of the perceptual term in ℓ_I")
     loss.add_argument("--perceptual-layers", default=",".join(map(str, MAE_LAYERS)),
                       help="MAE blocks (0-11) whose features the default perceptual distance compares")
     loss.add_argument("--perceptual-weights", metavar="PATH",
@@ -41,16 +39,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def render_options(args: argparse.Namespace) -> RenderOptions:
-    if args.neural_resolution < 8 or args.samples < 2:
-        raise UserError("--neural-resolution must be at least 8 and --samples at least 2")
+    if args.neural_resolution < 8 or args.samples < 2 or args.views < 0:
+        raise UserError("--neural-resolution must be at least 8, --samples at least 2, --views at least 0")
     return RenderOptions(neural_resolution=args.neural_resolution, depth_resolution=args.samples,
                          depth_resolution_importance=args.samples, superresolution=not args.no_superresolution)
-
-
-def loss_weights(args: argparse.Namespace) -> LossWeights:
-    if args.perceptual_weight < 0 or args.views < 0:
-        raise UserError("--perceptual-weight and --views must not be negative")
-    return LossWeights(perceptual=args.perceptual_weight)
 
 
 def perceptual_layers(args: argparse.Namespace) -> tuple[int, ...]:

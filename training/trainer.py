@@ -131,6 +131,7 @@ def train(config: TrainConfig, base: Base, dataset: torch.utils.data.Dataset, ou
     world = dist.get_world_size() if dist.is_initialized() else 1
     if len(dataset) < config.batch * world:
         raise UserError(f"{len(dataset)} samples cannot fill a batch of {config.batch} on {world} rank(s)")
+    torch.manual_seed(config.seed + rank)                     # dropout masks: reproducible, different per rank
     model = base.model
     device = model.device
     teacher = teacher or model

@@ -89,6 +89,7 @@ class Objective:
         """planes (student, with grad) and teacher_planes [B,96,H,W], cameras [B,25] (the inputs'), targets
         [B,3,512,512] in [-1,1] → {"loss", "l2d", "l3d"}, each a scalar (batch mean)."""
         device = planes.device
+        teacher_planes = teacher_planes.detach()                # the teacher is frozen: nothing flows back
         out = self.renderer(planes, cameras.to(device), self.render)
         l2d = sum(self.image_loss(img, _resized(targets.to(device), img.shape[-1]),
                                   target_features.get(k) if target_features else None)

@@ -128,7 +128,8 @@ def adapt(base: ThreeDPE, samples: list[Sample], reference: np.ndarray, config: 
     norms = [p for k, p in student.trainable.items() if k in TRIPLANE_NORMS]
     others = [p for k, p in student.trainable.items() if k not in TRIPLANE_NORMS]
     optimizer = torch.optim.AdamW([{"params": others, "lr": config.lr},
-                                   {"params": norms, "lr": config.norm_lr or 10 * config.lr}], weight_decay=0.0)
+                                   {"params": norms, "lr": config.norm_lr or 10 * config.lr}], weight_decay=0.0,
+                                  fused=True)              # one pass over E_p's 86 M parameters, not six
     peaks = [group["lr"] for group in optimizer.param_groups]
     prompts = [s.prompt if s.prompt is not None else reference for s in samples]
     unique = list({id(p): p for p in prompts}.values())

@@ -149,7 +149,7 @@ def train(config: TrainConfig, base: Base, dataset: torch.utils.data.Dataset, ou
         nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(step_module, frozen)
         wrapped = nn.parallel.DistributedDataParallel(step_module, device_ids=[device.index] if device.type == "cuda" else None)
         run = wrapped if config.sync_gradients else wrapped.module
-    optimizer = torch.optim.AdamW(trainable.values(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(trainable.values(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp)
     step = 0
     if resume:

@@ -129,6 +129,7 @@ class Adapter:
         tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
         try:
             save_file(tensors, str(tmp), metadata=meta)
+            os.chmod(tmp, 0o644)                  # safetensors creates it private; an adapter is for sharing
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)

@@ -15,6 +15,8 @@ Sections, each recorded even when another fails:
               `python -m benchmarks.gpu_inputs`): edit (decoupled encoder) → render → composite, GPU-resident,
               with per-stage CUDA streams vs serialised stages
   conformance fp32 (TF32 off), fp16, bf16 against the bundle, with the tolerances of threedpe.conformance
+  adapt       `live3dpe adapt` at 512² (10 pairs, batch 2): seconds per step, full E_p + E_t norms and LoRA
+              rank 8, and the steps that fit in the paper's 5 minutes (projected from the mean step)
 Peak GPU memory is recorded per section.
 """
 from __future__ import annotations
@@ -92,6 +94,12 @@ class Settings:
         self.e2e_decoupled = not smoke          # smoke: encode inline, so its few CPU frames are all edited
         self.conformance = ["fp32"] if smoke else ["fp32", "fp16", "bf16"]
         self.conformance_encoder_only = smoke
+        from training.perceptual import MAE_LAYERS
+        self.adapt_pairs, self.adapt_steps = (2, 2) if smoke else (10, 10 if args.quick else 20)
+        self.adapt_resolution = 64 if smoke else 512
+        self.adapt_render = (RenderOptions(neural_resolution=16, depth_resolution=4, depth_resolution_importance=4,
+                                           superresolution=False) if smoke else RenderOptions())
+        self.adapt_layers = (0,) if smoke else MAE_LAYERS
         self.out = args.out
 
 
@@ -297,6 +305,17 @@ def section_conformance(model, device, s: Settings, out: dict, bundle) -> None:
     model.precision = "fp32"
 
 
+def section_adapt(model, device, s: Settings, out: dict) -> None:
+    """Fast adaptation (fp32, TF32 off) on random pairs: full E_p + E_t LayerNorms, then LoRA rank 8."""
+    from benchmarks.adapt import measure
+    from training.adapt import AdaptConfig
+    model.precision = "fp32"
+    for name, rank in (("full", None), ("lora8", 8)):
+        config = AdaptConfig(steps=s.adapt_steps, minutes=None, batch=2, lora_rank=rank, resolution=s.adapt_resolution,
+                             render=s.adapt_render, perceptual_layers=s.adapt_layers)
+        out[name] = measure(model, s.adapt_pairs, config, progress=False)
+
+
 def write_plot(result: dict, path: Path) -> str:
     try:
         import matplotlib
@@ -341,8 +360,10 @@ def summary(result: dict) -> dict:
     rows = result.get("batch", {}).get("rows", [])
     streams = max((r["streams_at_30fps"] for r in rows if r.get("streams_at_30fps")), default=None)
     e2e = [c["fps"] for c in result.get("e2e", {}).get("clips", []) if c["mode"] == "streams"]
+    adapt = result.get("adapt", {}).get("full", {})
     return {"targets": TARGETS, "frame_ms_fp16_b1": best_frame, "rerender_fps": result.get("rerender", {}).get("fps"),
-            "e2e_fps_one_stream_min": min(e2e) if e2e else None, "streams_at_30fps": streams}
+            "e2e_fps_one_stream_min": min(e2e) if e2e else None, "streams_at_30fps": streams,
+            "adapt_step_s": adapt.get("step_s", {}).get("mean"), "adapt_steps_in_5_min": adapt.get("steps_in_5_min")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -389,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         "e2e": lambda out: section_e2e(model, device, s, out, args.inputs, "fp16" if device.type == "cuda" else "fp32",
                                        best),
         "conformance": lambda out: section_conformance(model, device, s, out, bundle),
+        "adapt": lambda out: section_adapt(model, device, s, out),
         # last: Inductor compiles for minutes; a budget cut costs only these rows
         "compile": lambda out: section_parts(model, device, s, out, ["compile"], s.compile_precisions, deadline),
     }

@@ -59,6 +59,8 @@ def test_smoke_run_writes_every_section_without_the_cpu_only_packages(inputs, tm
     assert run["clip"] == "d10" and run["fps"] > 0 and set(run["stages"]) >= {"face", "edit", "render", "composite"}
     assert run["rendered"] == run["frames"] == 3                # every frame went through encode, render, paste
     assert result["conformance"]["fp32"]["failed"] == [] and result["conformance"]["fp32"]["arrays"] == 10
+    assert result["adapt"]["full"]["step_s"]["mean"] > 0 and result["adapt"]["lora8"]["steps_run"] == 2
+    assert result["summary"]["adapt_steps_in_5_min"] > 0
     assert "matplotlib is not installed" in result["plot"]
     assert set(result["summary"]) >= {"targets", "frame_ms_fp16_b1", "rerender_fps", "streams_at_30fps"}
 

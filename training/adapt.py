@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from pipeline.packets import CROP_SIZE
 from threedpe.adapter import TRIPLANE_NORMS, Adapter
@@ -98,7 +97,7 @@ def _prepare(base: ThreeDPE, teacher: ThreeDPE, samples: list[Sample], config: A
              objective: Objective, progress: bool) -> _PairTensors:
     device = base.device
     highs, lows, planes = [], [], []
-    for sample in tqdm(samples, desc="prepare", unit="pair", disable=not progress):
+    for sample in _progress(samples, "prepare", "pair", progress):
         high, low = base.encoder.image_features(image_batch([sample.input], config.resolution).to(device))
         highs.append(high)
         lows.append(low)
@@ -141,7 +140,7 @@ def adapt(base: ThreeDPE, samples: list[Sample], reference: np.ndarray, config: 
 
     history: list[dict] = []
     budget = config.minutes * 60.0 if config.minutes is not None else float("inf")
-    bar = tqdm(total=config.steps, desc="adapt", unit="step", disable=not progress)
+    bar = _progress(None, "adapt", "step", progress, total=config.steps)
     loop_start = time.perf_counter()
     while (config.steps is None or len(history) < config.steps) and time.perf_counter() - loop_start < budget:
         index = next(order).to(base.device)
@@ -179,6 +178,34 @@ def lr_factor(step: int, done: float, warmup: int) -> float:
     gradient: they would throw E_p off), then a cosine from 1 to 0 over the budget (`done`: the fraction of
     the steps or of the time spent, whichever is larger), so the adapter ends annealed."""
     return min(1.0, (step + 1) / (warmup + 1)) * 0.5 * (1.0 + math.cos(math.pi * min(max(done, 0.0), 1.0)))
+
+
+class _Quiet:
+    """What `_progress` gives without a progress bar: the same calls, doing nothing."""
+
+    def __init__(self, items=None):
+        self.items = items or []
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix(self, **values) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(items, desc: str, unit: str, enabled: bool, total: int | None = None):
+    """A tqdm bar when wanted (tqdm is imported only then: the GPU machines have none)."""
+    if not enabled:
+        return _Quiet(items)
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit=unit, total=total)
 
 
 def _batches(n: int, batch: int, generator: torch.Generator):

@@ -107,7 +107,7 @@ def parse_message(text: str | bytes) -> ControlRequest:
         else:
             raise ControlError(f"unknown setting {key!r}")
     if sum(v is not None for v in (request.style, request.prompt_id, request.adapter)) > 1:
-        raise ControlError("send one of style, prompt or adapter, not several")
+        raise ControlError("send either a style, a prompt or an adapter, not several")
     return request
 
 

@@ -453,7 +453,7 @@ def running_style(asked: str, style: Style) -> dict[str, Any]:
         preset = "none"
     else:
         preset = style.key.removeprefix("preset:") if style.key.startswith("preset:") else None
-    return {"label": asked if style.kind == "image" else style.label, "preset": preset}
+    return {"label": asked if style.kind in ("image", "adapter") else style.label, "preset": preset}
 
 
 def _round(value: float) -> float | None:

@@ -136,13 +136,14 @@ def test_command_writes_adapter_log_and_plot(pairs, tmp_path, capsys):
         (few / name).symlink_to(pairs / name)
     out = tmp_path / "clay.safetensors"
     code = cli_main(["adapt", "--pairs", str(few), "--out", str(out), "--random-weights", "--steps", "2",
-                     "--batch", "2", "--json", str(tmp_path / "log.jsonl"), "--resolution", "64",
+                     "--batch", "2", "--lora-rank", "2", "--json", str(tmp_path / "log.jsonl"), "--resolution", "64",
                      "--neural-resolution", "16", "--samples", "4", "--no-superresolution", "--perceptual-layers", "0",
                      "--device", "cpu"])
     assert code == 0
     lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [sorted(r) for r in lines] == [["l2d", "l3d", "loss", "seconds", "step"]] * 2
-    assert load_adapter(out).meta["prompt"] == "p01_target"
+    adapter = load_adapter(out)
+    assert adapter.meta["prompt"] == "p01_target" and adapter.meta["lora_rank"] == "2" and len(adapter.lora) == 48
     assert (tmp_path / "clay_loss.png").stat().st_size > 0
     printed = capsys.readouterr().out
     assert "RANDOM WEIGHTS" in printed and f"--style adapter:{out}" in printed

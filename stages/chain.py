@@ -17,7 +17,7 @@ from stages.render import RenderStage
 if TYPE_CHECKING:
     from stages.face import FaceConfig
 
-__all__ = ["add_edit_arguments", "settings_from_args", "engine_config_from_args", "face_config_from_args",
+__all__ = ["add_edit_arguments", "style_setting", "settings_from_args", "engine_config_from_args", "face_config_from_args",
            "create_engine", "build_edit_stages", "build_stages_from_args"]
 
 
@@ -53,10 +53,15 @@ def add_edit_arguments(parser: argparse.ArgumentParser) -> None:
                    help="MediaPipe face_landmarker.task (default: $LIVE3DPE_FACE_MODEL, the user cache, or download)")
 
 
-def settings_from_args(args: argparse.Namespace) -> EditSettings:
-    style = args.style
+def style_setting(style: str) -> str:
+    """An `EditSettings.style` for a command-line style: an existing file becomes "image:<path>"."""
     if style_prompt(style) is not None and not style.startswith("image:") and Path(style).is_file():
-        style = f"image:{style}"
+        return f"image:{style}"
+    return style
+
+
+def settings_from_args(args: argparse.Namespace) -> EditSettings:
+    style = style_setting(args.style)
     try:
         grid = tuple(float(y) for y in str(args.grid_yaws).split(",") if y.strip())
         return EditSettings(style=style, yaw=args.yaw, pitch=args.pitch, roll=args.roll, zoom=args.zoom,

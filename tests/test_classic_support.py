@@ -100,7 +100,7 @@ def read_image(path, max_side: int = 640) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _identity_meter():
-    from benchmarks.identity import IdentityMeter
+    from quality.identity import IdentityMeter
 
     return IdentityMeter()
 

@@ -5,14 +5,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-OURS = {"pipeline", "threedpe", "stages", "webrtc", "benchmarks", "cli"}
+OURS = {"pipeline", "threedpe", "stages", "webrtc", "quality", "benchmarks", "cli"}
 ALLOWED = {
     "pipeline": set(),
     "threedpe": {"pipeline"},
     "stages": {"pipeline", "threedpe"},
     "webrtc": {"pipeline", "threedpe", "stages"},
-    "benchmarks": {"pipeline", "threedpe", "stages", "webrtc", "cli"},
-    "cli": {"pipeline", "threedpe", "stages", "webrtc", "benchmarks"},
+    "quality": {"pipeline", "threedpe", "stages"},
+    "benchmarks": {"pipeline", "threedpe", "stages", "webrtc", "quality", "cli"},
+    "cli": {"pipeline", "threedpe", "stages", "webrtc", "quality", "benchmarks"},
 }
 
 

@@ -25,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="preset, text, image path or none; several times for several styles; "
                              "'presets' for every preset and none (default: bronze statue)")
     parser.add_argument("--yaws", default="-20,0,20", help="virtual-camera yaw offsets, degrees (--yaws=-20,0,20)")
+    parser.add_argument("--pitches", default="", help="pitch offsets measured at yaw 0, degrees (--pitches=-10,10)")
     parser.add_argument("--frames", type=int, default=60, help="frames read from each clip (default 60)")
     parser.add_argument("--stride", type=int, default=5, help="identity and pose on every Nth frame (default 5)")
     parser.add_argument("--json", metavar="FILE", help="write the results here")
@@ -43,14 +44,18 @@ def _styles(args: argparse.Namespace) -> list[str]:
     return styles
 
 
-def _options(args: argparse.Namespace) -> QualityOptions:
+def _degrees(text: str, flag: str) -> tuple[float, ...]:
     try:
-        yaws = tuple(float(y) for y in args.yaws.split(",") if y.strip())
+        return tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise UserError(f"--yaws must be comma-separated degrees, not {args.yaws!r}") from None
+        raise UserError(f"{flag} must be comma-separated degrees, not {text!r}") from None
+
+
+def _options(args: argparse.Namespace) -> QualityOptions:
     if args.frames < 2 or args.stride < 1:
         raise UserError("--frames must be at least 2 and --stride at least 1")
-    return QualityOptions(yaws=yaws or (0.0,), frames=args.frames, stride=args.stride, face_model=args.face_model,
+    return QualityOptions(yaws=_degrees(args.yaws, "--yaws"), pitches=_degrees(args.pitches, "--pitches"),
+                          frames=args.frames, stride=args.stride, face_model=args.face_model,
                           segmenter_model=args.segmenter_model)
 
 
@@ -85,7 +90,7 @@ def main(args: argparse.Namespace) -> int:
                 if frames["input"]:
                     seq = sorted(frames["input"])[len(frames["input"]) // 2]
                     sheet.append((f"{clip.stem} {style}", [frames["input"][seq]] +
-                                  [frames[y][seq] for y in sorted(options.all_yaws()) if seq in frames[y]]))
+                                  [frames[v][seq] for v in sorted(options.views()) if seq in frames[v]]))
     finally:
         pose.close()
     print(table(results))

@@ -14,6 +14,7 @@ if not SHARED.is_dir():
 
 # The product resolves models by env var; point it at the official files in ../shared.
 os.environ.setdefault("LIVE3DPE_FACE_MODEL", str(SHARED / "models" / "face_landmarker.task"))
+os.environ.setdefault("LIVE3DPE_SEGMENTER_MODEL", str(SHARED / "models" / "selfie_segmenter.tflite"))
 os.environ.setdefault("LIVE3DPE_YUNET_MODEL", str(SHARED / "models" / "face_detection_yunet_2023mar_int8bq.onnx"))
 os.environ.setdefault("LIVE3DPE_SFACE_MODEL", str(SHARED / "models" / "face_recognition_sface_2021dec_int8bq.onnx"))
 

@@ -9,48 +9,62 @@ import numpy as np
 
 from pipeline.packets import FaceObservation, RenderResult
 from stages.edit.classic.depth_proxy import DepthProxy, build_proxy
-from stages.edit.classic.head_mask import styled_head
-from stages.edit.classic.normals import normals_from_depth
+from stages.edit.classic.head_region import HeadRegion, HeadRegionTracker
 from stages.edit.classic.prompt import resolve_prompt
-from stages.edit.classic.view_warp import (
-    FrameResampler,
-    ViewWarp,
-    relative_view,
-    warp_view,
-)
+from stages.edit.classic.prompt_parts import PromptPartsFinder
+from stages.edit.classic.shading import band_pass, normals_from_depth
+from stages.edit.classic.styles import Canvas
+from stages.edit.classic.view_warp import FrameResampler, ViewWarp, relative_view, warp_view
 from stages.edit.engine import Style
+from stages.person_mask import PersonSegmenter
 from stages.source_image import image_path_in
 
 MOVED_PIXELS = 0.5                  # displacement (pixels) at which a pixel counts as fully changed
+FOLLOW_SOFTNESS = 0.12              # the head's follow weight is blurred by this many face widths (no tear at the collar)
+DETAIL_SMOOTHING = 0.85             # weight of the previous frames in the head's detail contrast
 
 
 @dataclass
 class ClassicScene:
-    """What `encode` keeps of a frame: the frame, the tracked camera and the depth proxy (None: pass through)."""
+    """What `encode` keeps of a frame: the frame, the tracked camera, the depth proxy (None: pass through) and,
+    for styles, where the head is (frame-sized weights) and its detail contrast."""
 
     frame: np.ndarray
     camera: np.ndarray
-    crop_matrix: np.ndarray         # frame → crop: the in-plane turn between the label's axes and the frame's
+    crop_matrix: np.ndarray         # frame → crop: texture coordinates, and the labels' in-plane turn
     proxy: DepthProxy | None
     style: Style
+    head: np.ndarray | None = None  # (H, W) float32 head weight in the frame
+    hair: np.ndarray | None = None  # (H, W) float32: its part that is not skin (the hair)
+    detail: float = 0.05
 
 
 class ClassicEngine:
     """Engine protocol (stages.edit.engine) without weights: `prepare` / `encode` / `render` on the CPU.
 
     `grid_step` is the proxy's cell size in pixels (4: a 160×120 grid for 640×480); `fov_deg` the
-    horizontal field of view assumed for the webcam (60°, a typical laptop camera).
+    horizontal field of view assumed for the webcam (60°, a typical laptop camera). The person segmenter
+    (`segmenter_model`, looked up like every model) finds the head the styles cover, and with the face model
+    (`face_model`) the face and hair of image prompts; call `close()`.
     """
 
     name = "classic"
     device = "cpu"
 
-    def __init__(self, grid_step: int = 4, fov_deg: float = 60.0):
+    def __init__(self, grid_step: int = 4, fov_deg: float = 60.0, segmenter_model: str | None = None,
+                 face_model: str | None = None):
         self.grid_step = grid_step
         self.fov_deg = fov_deg
         self._by_prompt: dict[str, Style] = {}
         self._by_key: dict[str, Style] = {}
         self._resampler = FrameResampler()
+        self._segmenter = PersonSegmenter(segmenter_model)
+        self._heads = HeadRegionTracker(self._segmenter)
+        self._prompt_parts = PromptPartsFinder(face_model, segmenter_model)
+        self._detail: float | None = None
+
+    def close(self) -> None:
+        self._segmenter.close()
 
     def prepare(self, prompt: str | np.ndarray | Path | None) -> Style:
         """A Style for a preset name, free text, image path ("image:<path>" too), RGB array or None/"none".
@@ -65,7 +79,7 @@ class ClassicEngine:
             asked = prompt.strip() if image_path_in(prompt) else " ".join(prompt.lower().split())
         if asked in self._by_prompt:
             return self._by_prompt[asked]
-        style = resolve_prompt(prompt)
+        style = resolve_prompt(prompt, self._prompt_parts)
         style = self._by_key.setdefault(style.key, style)
         if asked is not None:
             self._by_prompt[asked] = style
@@ -74,11 +88,34 @@ class ClassicEngine:
     def encode(self, face: FaceObservation, frame: np.ndarray, style: Style) -> ClassicScene:
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
             raise ValueError(f"frame must be RGB uint8 (H, W, 3), got {frame.dtype} {frame.shape}")
-        proxy = build_proxy(face.landmarks, frame.shape[:2], self.grid_step, self.fov_deg)
-        if proxy is not None and style.kind != "none":
-            proxy.head = styled_head(proxy, frame, np.asarray(face.landmarks, np.float64))
-        return ClassicScene(frame=frame, camera=np.asarray(face.camera, np.float64),
-                            crop_matrix=np.asarray(face.crop_matrix, np.float64), proxy=proxy, style=style)
+        landmarks = np.asarray(face.landmarks, np.float64)
+        proxy = build_proxy(landmarks, frame.shape[:2], self.grid_step, self.fov_deg)
+        scene = ClassicScene(frame=frame, camera=np.asarray(face.camera, np.float64),
+                             crop_matrix=np.asarray(face.crop_matrix, np.float64), proxy=proxy, style=style)
+        if proxy is None:
+            self._heads.reset()
+            return scene
+        region = self._heads(frame, landmarks)
+        on_grid = region.on_grid(proxy.u, proxy.v)           # the whole head, hair included, turns with it
+        soft = max(0.5, FOLLOW_SOFTNESS * proxy.face_width / self.grid_step)
+        proxy.follow = np.maximum(proxy.follow, cv2.GaussianBlur(on_grid, (0, 0), soft))
+        if style.kind != "none":
+            scene.head, scene.hair = _in_frame(region, frame.shape[:2])
+            scene.detail = self._detail_contrast(frame, scene.head, proxy.face_width)
+        return scene
+
+    def _detail_contrast(self, frame: np.ndarray, head: np.ndarray, face_width: float) -> float:
+        """The head's detail contrast (std of its band-passed lightness), smoothed over frames so the looks that
+        normalise by it don't pump."""
+        rows, cols = np.nonzero(head > 0.5)
+        if rows.size < 64:
+            return self._detail or 0.05
+        box = slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1)
+        lum = cv2.cvtColor(frame[box], cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+        spread = float(band_pass(lum, face_width / 150.0, face_width / 14.0)[head[box] > 0.5].std())
+        a = DETAIL_SMOOTHING if self._detail is not None else 0.0
+        self._detail = a * (self._detail or 0.0) + (1.0 - a) * max(spread, 0.01)
+        return self._detail
 
     def render(self, scene: ClassicScene, camera: np.ndarray) -> RenderResult:
         camera = np.asarray(camera, np.float64)
@@ -90,38 +127,67 @@ class ClassicEngine:
             return RenderResult(image=frame.copy(), mask=np.zeros((h, w), np.float32), space="frame", camera=camera)
         rotation, zoom = relative_view(scene.camera, camera, scene.crop_matrix)
         warp = warp_view(scene.proxy, rotation, zoom)
+        mask = np.zeros((h, w), np.float32)
+        source_map = None
         if warp.identity:
-            image, mask = frame.copy(), np.zeros((h, w), np.float32)
+            image = frame.copy()
         else:
-            image = self._resampler.remap(frame, warp)
+            source_map = self._resampler.source_map(warp, (h, w))
+            image = self._resampler.remap(frame, warp, source_map)
             moved = np.clip(np.linalg.norm(warp.displacement, axis=2) / MOVED_PIXELS - 0.05, 0.0, 1.0)
-            mask = np.zeros((h, w), np.float32)
             y0, y1, x0, x1 = self._resampler.region(warp, (h, w))
             mask[y0:y1, x0:x1] = self._resampler.upsample(cv2.dilate(moved, np.ones((3, 3), np.uint8)), warp, (h, w))
-        if scene.style.kind != "none":
-            self._paint(image, mask, warp, scene, zoom)
+        if scene.head is not None:
+            self._paint(image, mask, warp, source_map, scene, zoom)
         return RenderResult(image=image, mask=np.clip(mask, 0.0, 1.0).astype(np.float32), space="frame",
                             camera=camera)
 
-    def _paint(self, image: np.ndarray, mask: np.ndarray, warp: ViewWarp, scene: ClassicScene, zoom: float) -> None:
-        """Repaint the head region of `image` in place with the style, feathered by the head weight."""
+    def _paint(self, image: np.ndarray, mask: np.ndarray, warp: ViewWarp,
+               source_map: tuple[np.ndarray, np.ndarray] | None, scene: ClassicScene, zoom: float) -> None:
+        """Repaint the head in `image` (the view) in place with the style, blended by the head's weight there."""
         h, w = image.shape[:2]
-        if not (warp.head > 0.01).any():
-            return
-        gh, gw = warp.grid_shape
-        normals = normals_from_depth(warp.depth, (w / gw, h / gh))
-        fields = self._resampler.upsample(np.dstack([warp.head, normals]), warp, (h, w))
-        y0, _, x0, _ = self._resampler.region(warp, (h, w))
-        rows, cols = np.nonzero(fields[..., 0] > 0.01)                  # the head's box inside the region
+        head, hair = scene.head, scene.hair
+        if source_map is not None:                  # the head's weight goes where its pixels went
+            head = self._resampler.remap(head, warp, source_map, cv2.BORDER_CONSTANT)
+            hair = self._resampler.remap(hair, warp, source_map, cv2.BORDER_CONSTANT)
+        y0, y1, x0, x1 = self._resampler.region(warp, (h, w))
+        rows, cols = np.nonzero(head[y0:y1, x0:x1] > 0.01)       # the head turns, so it lies in the warp's region
         if rows.size == 0:
             return
-        fy0, fy1, fx0, fx1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-        fields = fields[fy0:fy1, fx0:fx1]
-        y0, x0 = y0 + fy0, x0 + fx0
-        y1, x1 = y0 + (fy1 - fy0), x0 + (fx1 - fx0)
-        weight = np.ascontiguousarray(fields[..., 0])
-        region = image[y0:y1, x0:x1]
-        styled = scene.style.data.apply(region, fields[..., 1:], scene.proxy.face_width * zoom, weight)
-        region[:] = cv2.blendLinear(styled, np.ascontiguousarray(region), weight, 1.0 - weight)
-        np.maximum(mask[y0:y1, x0:x1], weight, out=mask[y0:y1, x0:x1])
+        box = slice(y0 + rows.min(), y0 + rows.max() + 1), slice(x0 + cols.min(), x0 + cols.max() + 1)
+        weight = np.ascontiguousarray(head[box])
+        gh, gw = warp.grid_shape
+        normals = self._resampler.upsample(normals_from_depth(warp.depth, (w / gw, h / gh)), warp, (h, w))
+        normals = normals[box[0].start - y0:box[0].stop - y0, box[1].start - x0:box[1].stop - x0]
+        canvas = Canvas(rgb=np.ascontiguousarray(image[box]), weight=weight, hair=np.ascontiguousarray(hair[box]),
+                        normals=normals, uv=_crop_coordinates(scene.crop_matrix, box, source_map, warp, self._resampler,
+                                                              (h, w)),
+                        face_width=scene.proxy.face_width * zoom, detail=scene.detail)
+        styled = scene.style.data.apply(canvas)
+        image[box] = cv2.blendLinear(styled, canvas.rgb, weight, 1.0 - weight)
+        np.maximum(mask[box], weight, out=mask[box])
 
+
+def _in_frame(region: HeadRegion, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The head region's weight and hair as frame-sized arrays."""
+    out = []
+    for field in ("weight", "hair"):
+        values, (y0, y1, x0, x1) = region.in_frame(shape, field)
+        full = np.zeros(shape, np.float32)
+        full[y0:y1, x0:x1] = values
+        out.append(full)
+    return out[0], out[1]
+
+
+def _crop_coordinates(crop_matrix: np.ndarray, box: tuple[slice, slice], source_map, warp: ViewWarp,
+                      resampler: FrameResampler, shape: tuple[int, int]) -> np.ndarray:
+    """(h, w, 2) aligned-crop coordinates of the head's points seen at each pixel of `box` (textures stick)."""
+    if source_map is None:
+        xs, ys = np.meshgrid(np.arange(box[1].start, box[1].stop, dtype=np.float32),
+                             np.arange(box[0].start, box[0].stop, dtype=np.float32))
+    else:
+        y0, _, x0, _ = resampler.region(warp, shape)
+        inner = slice(box[0].start - y0, box[0].stop - y0), slice(box[1].start - x0, box[1].stop - x0)
+        xs, ys = source_map[0][inner], source_map[1][inner]
+    m = crop_matrix.astype(np.float32)
+    return np.dstack([m[0, 0] * xs + m[0, 1] * ys + m[0, 2], m[1, 0] * xs + m[1, 1] * ys + m[1, 2]])

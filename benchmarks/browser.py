@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -34,15 +35,27 @@ def still_y4m(frame: np.ndarray, path: Path, seconds: float = 3.0, fps: int = 30
 
 def clip_y4m(clip: str | Path, path: Path, seconds: float = 15.0, size: tuple[int, int] = (512, 512),
              fps: int = 30) -> Path:
-    """The first `seconds` of a clip, resized to `size`."""
+    """The first `seconds` of a clip, centre-cropped to the aspect of `size` (faces keep their shape) and
+    resized to it."""
     out, stream = y4m_writer(path, size[0], size[1], fps)
     with av.open(str(clip)) as source, out:
         for index, frame in enumerate(source.decode(video=0)):
             if index >= seconds * fps:
                 break
-            out.mux(stream.encode(frame.reformat(width=size[0], height=size[1], format="yuv420p")))
+            rgb = _crop_to_aspect(frame.to_ndarray(format="rgb24"), size[0] / size[1])
+            resized = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(resized, format="rgb24").reformat(format="yuv420p")))
         out.mux(stream.encode())
     return path
+
+
+def _crop_to_aspect(rgb: np.ndarray, aspect: float) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    if w / h > aspect:
+        keep = round(h * aspect)
+        return rgb[:, (w - keep) // 2: (w - keep) // 2 + keep]
+    keep = round(w / aspect)
+    return rgb[(h - keep) // 2: (h - keep) // 2 + keep]
 
 
 async def launch(playwright, camera: Path, extra: list[str] | None = None):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 from pipeline.errors import UserError
@@ -38,14 +39,31 @@ def main(argv: list[str] | None = None) -> int:
     command = next((a for a in argv if a in SUBCOMMANDS), None)
     args = build_parser(only=command).parse_args(argv)
     module = importlib.import_module(SUBCOMMANDS[args.command][0])
+    terminated: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: _stop_like_ctrl_c(terminated, frame))
     try:
         return int(module.main(args) or 0)
     except UserError as exc:
         print(f"live3dpe {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        if terminated:
+            print(f"live3dpe {args.command}: terminated", file=sys.stderr)
+            return 128 + signal.SIGTERM
         print(f"live3dpe {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_like_ctrl_c(terminated: list[int], frame) -> None:
+    """SIGTERM (kill, systemd, docker stop) takes the Ctrl-C path, so outputs are finished the same way:
+    inside asyncio.run that cancels the main task; elsewhere it raises KeyboardInterrupt."""
+    terminated.append(signal.SIGTERM)
+    handler = signal.getsignal(signal.SIGINT)
+    if not callable(handler):
+        raise KeyboardInterrupt
+    handler(signal.SIGINT, frame)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pipeline.errors import StageError, UserError
+from pipeline.frame_size import describe_working_size
 from pipeline.graph import Graph
 from pipeline.metrics import RunMetrics
+from pipeline.outputs import check_output_path, write_error
 from pipeline.stage import Sink, Source, Stage
 from stages.chain import add_edit_arguments, build_stages_from_args
 from stages.sink_file import FileSink
@@ -91,6 +93,11 @@ async def run_graph(graph: Graph, total: int | None, progress: bool = True) -> R
 def main(args: argparse.Namespace) -> int:
     source = build_source(args)
     sink = build_sink(args, source)          # before the chain: bad paths fail before models load
+    if args.metrics_json:
+        check_output_path(args.metrics_json, min_free_bytes=0)
+    note = describe_working_size(getattr(source, "width", 0), getattr(source, "height", 0))
+    if note:
+        print(f"live3dpe run: {note}", file=sys.stderr)
     stages = build_stages(args)
     graph = Graph(source, stages, sink, queue_size=args.queue_size, name="run")
     try:
@@ -103,7 +110,13 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"no frames came out of {args.input}")
     print(metrics.table())
     if args.metrics_json:
-        Path(args.metrics_json).write_text(json.dumps(metrics.as_dict(), indent=2))
+        try:
+            Path(args.metrics_json).write_text(json.dumps(metrics.as_dict(), indent=2))
+        except OSError as exc:
+            raise UserError(f"cannot write {args.metrics_json}: {write_error(exc)}") from None
     if args.output:
         print(f"wrote {metrics.frames_out} frames to {args.output}")
+    shortfall = getattr(source, "incomplete", lambda: None)()
+    if shortfall:                            # what could be read is written; the exit status says it fell short
+        raise UserError(shortfall)
     return 0

@@ -9,7 +9,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from pipeline.errors import UserError
-from webrtc.auth import generate_token
+from webrtc.auth import RedactingAccessLogger, generate_token
 from webrtc.pipeline_factory import edit_pipeline_factory, preset_names
 from webrtc.server import ServerConfig, create_app
 
@@ -22,7 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--token", default=None,
                         help="access token required on /offer and /prompt (required when binding beyond localhost)")
-    parser.add_argument("--max-peers", type=int, default=4, help="concurrent browser sessions (default 4)")
+    parser.add_argument("--max-peers", type=int, default=None,
+                        help="hard cap on browser sessions (default: as many as the measured capacity allows, "
+                             "each getting at least 10 fps)")
     add_edit_arguments(parser)
 
 
@@ -53,7 +55,7 @@ def main(args: argparse.Namespace) -> int:
 
     if not 1 <= args.port <= 65535:
         raise UserError(f"--port must be within 1..65535, not {args.port}")
-    if args.max_peers < 1:
+    if args.max_peers is not None and args.max_peers < 1:
         raise UserError("--max-peers must be at least 1")
     if args.token is not None and not args.token.strip():
         raise UserError("--token must not be empty (leave it out on 127.0.0.1; elsewhere one is generated)")
@@ -69,7 +71,7 @@ def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     url = page_url(args.host, args.port, token)
     try:
-        web.run_app(create_app(config), host=args.host, port=args.port,
+        web.run_app(create_app(config), host=args.host, port=args.port, access_log_class=RedactingAccessLogger,
                     print=lambda _: print(f"live3dpe serve: open {url}  (Ctrl-C to stop)", flush=True))
     except OSError as exc:
         raise UserError(f"cannot listen on {args.host}:{args.port} ({exc.strerror}); pick another --port") from None

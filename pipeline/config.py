@@ -16,7 +16,7 @@ CAMERA_LIMITS = {"yaw": 25.0, "pitch": 15.0, "roll": 30.0}
 class EditSettings:
     """What the user chose: style, virtual camera, composite mode. Immutable; replaced as a whole."""
 
-    style: str = "none"             # preset name, free text, "image:<path>" or "none"
+    style: str = "none"             # preset name, free text, "image:<path>", "text:<words only>" or "none"
     yaw: float = 0.0                # virtual-camera offsets, degrees (see threedpe.camera)
     pitch: float = 0.0
     roll: float = 0.0

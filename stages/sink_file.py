@@ -1,4 +1,5 @@
-"""Video file sink (PyAV): H.264/yuv420p with the source's pts, and the input's audio remuxed in sync."""
+"""Video file sink (PyAV): H.264/yuv420p with the source's pts, and the input's audio remuxed in sync.
+A failed write (disk full, device gone) ends the run with one line and removes the incomplete file."""
 from __future__ import annotations
 
 import logging
@@ -10,6 +11,7 @@ import cv2
 import numpy as np
 
 from pipeline.errors import UserError
+from pipeline.outputs import check_output_path, write_error
 from pipeline.packets import FramePacket
 from pipeline.stage import Sink
 
@@ -68,11 +70,13 @@ class AudioPassthrough:
             for out_packet in self.stream.encode(frame):
                 self._out.mux(out_packet)
 
-    def close(self) -> None:
-        if not self.remux:
-            for out_packet in self.stream.encode(None):
-                self._out.mux(out_packet)
-        self._src.close()
+    def close(self, flush: bool = True) -> None:
+        try:
+            if flush and not self.remux:
+                for out_packet in self.stream.encode(None):
+                    self._out.mux(out_packet)
+        finally:
+            self._src.close()
 
 
 class FileSink(Sink):
@@ -94,12 +98,14 @@ class FileSink(Sink):
         self._time_base: Fraction | None = None
         self._frame_seconds = 1.0 / fps
         self._resized = False
-        if not self.path.parent.is_dir():          # fail before any model loads or frame is read
-            raise UserError(f"output folder does not exist: {self.path.parent}")
+        self._failed = False
+        check_output_path(self.path)               # fail before any model loads or frame is read
 
     async def start(self) -> None:
         try:
             self._out = av.open(str(self.path), "w")
+        except OSError as exc:
+            raise UserError(f"cannot write {self.path}: {write_error(exc)}") from None
         except (av.FFmpegError, ValueError) as exc:
             raise UserError(f"cannot write {self.path} ({exc}); use a .mp4 output") from None
 
@@ -134,25 +140,47 @@ class FileSink(Sink):
         self._last_pts = pts
         video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
         video_frame.pts, video_frame.time_base = pts, self._time_base
-        for out_packet in self._video.encode(video_frame):
-            self._out.mux(out_packet)
+        try:
+            for out_packet in self._video.encode(video_frame):
+                self._out.mux(out_packet)
+            if self._audio is not None:
+                self._audio.mux_until(float(pts * self._time_base))
+        except OSError as exc:                # av.error.OSError too: ENOSPC, EFBIG, EIO
+            self._failed = True
+            raise self._write_failed(exc) from None
         self.frames_written += 1
-        if self._audio is not None:
-            self._audio.mux_until(float(pts * self._time_base))
+
+    def _write_failed(self, exc: OSError) -> UserError:
+        return UserError(f"cannot write {self.path}: {write_error(exc)} (after {self.frames_written} frames); "
+                         "the incomplete file was removed")
 
     async def close(self) -> None:
+        """Finish the file; after a failed write only release it and remove it (flushing the encoder into a
+        container whose write failed crashes FFmpeg)."""
         if self._out is None:
             return
         out, self._out = self._out, None
+        error: OSError | None = None
         try:
-            if self._video is not None:
+            if not self._failed and self._video is not None:
                 for out_packet in self._video.encode(None):
                     out.mux(out_packet)
-            if self._audio is not None:
-                end = float(self._last_pts * self._time_base) + self._frame_seconds
-                self._audio.mux_until(end)
-                self._audio.close()
+            if not self._failed and self._audio is not None:
+                self._audio.mux_until(float(self._last_pts * self._time_base) + self._frame_seconds)
+        except OSError as exc:
+            error = exc
         finally:
-            out.close()
-            if self.frames_written == 0:
-                self.path.unlink(missing_ok=True)   # an empty mp4 would only confuse players
+            if self._audio is not None:
+                try:
+                    self._audio.close(flush=not self._failed and error is None)
+                except OSError as exc:
+                    error = error or exc
+            try:
+                out.close()                   # writes the index (moov) of a healthy file
+            except OSError as exc:
+                error = error or exc
+            if self._failed or error is not None or self.frames_written == 0:
+                self.path.unlink(missing_ok=True)   # half a file or an empty one would only confuse players
+        if error is not None and not self._failed:
+            self._failed = True
+            raise self._write_failed(error)

@@ -1,4 +1,5 @@
-"""Still-image source: one picture repeated N times with synthetic pts at a given fps."""
+"""Still-image source: one picture repeated N times with synthetic pts at a given fps (scaled down to the
+working size when larger)."""
 from __future__ import annotations
 
 import time
@@ -9,6 +10,7 @@ import numpy as np
 
 from pipeline.clock import Pacer, frame_time_base
 from pipeline.errors import UserError
+from pipeline.frame_size import check_input_size, working_size
 from pipeline.packets import FramePacket
 from pipeline.stage import Source
 
@@ -46,8 +48,11 @@ class ImageSource(Source):
         if not fps > 0:
             raise UserError(f"--fps must be above 0, not {fps:g}")
         self.path = Path(path)
-        self.image = load_rgb(self.path)
-        self.height, self.width = self.image.shape[:2]
+        image = load_rgb(self.path)
+        self.height, self.width = image.shape[:2]
+        check_input_size(self.width, self.height, str(self.path))
+        size = working_size(self.width, self.height)
+        self.image = image if size == (self.width, self.height) else cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         self.frame_count = repeat
         self.fps = float(fps)
         self.time_base = frame_time_base(fps)

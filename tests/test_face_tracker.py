@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline import cli
+from cli import main as cli
 from pipeline.packets import FramePacket
 from stages.face import FaceConfig, FaceStage, FaceTracker
 from stages.face.pose import head_rotation

@@ -228,3 +228,30 @@ def test_open_source_picks_the_source_from_the_spec(clips, images):
     assert isinstance(open_source(str(images / "s1.jpg"), repeat=3), ImageSource)
     assert isinstance(open_source(str(clips / "d0.mp4")), FileSource)
     assert open_source("synthetic", realtime=True).live
+
+
+@pytest.mark.timeout(120)
+def test_huge_inputs_are_edited_and_written_at_the_working_size_and_the_run_says_so(tmp_path, capfd):
+    from cli.main import main as cli
+
+    photo, out = tmp_path / "huge.jpg", tmp_path / "out.mp4"
+    cv2.imwrite(str(photo), np.full((6000, 8000, 3), 128, np.uint8))
+    assert cli(["run", "--input", str(photo), "--output", str(out), "--max-frames", "2"]) == 0
+    err = capfd.readouterr().err
+    assert "input is 8000×6000: editing and writing it at 1920×1440" in err
+    assert probe(out)["size"] == (1920, 1440) and probe(out)["frames"] == 2
+
+    wide = tmp_path / "wide.mp4"
+    with av.open(str(wide), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 2400, 1200, "yuv420p"
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(np.full((1200, 2400, 3), 40 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            for p in v.encode(frame):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+    source = FileSource(wide)
+    assert (source.width, source.height) == (2400, 1200)          # the input's own size, for the note
+    assert source.read().frame.shape == (960, 1920, 3)

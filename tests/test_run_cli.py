@@ -60,7 +60,9 @@ def test_queue_size_outside_1_2_is_rejected_by_the_parser(clips):
 
 
 @pytest.mark.timeout(120)
-def test_ctrl_c_stops_a_live_run_cleanly_and_the_file_is_still_playable(tmp_path):
+@pytest.mark.parametrize("signum, code, last_line", [(signal.SIGINT, 130, "live3dpe run: interrupted"),
+                                                     (signal.SIGTERM, 143, "live3dpe run: terminated")])
+def test_ctrl_c_or_sigterm_stops_a_live_run_cleanly_and_the_file_is_still_playable(tmp_path, signum, code, last_line):
     out = tmp_path / "live.mp4"
     proc = subprocess.Popen([sys.executable, "-m", "cli", "run", "--input", "synthetic", "--realtime",
                              "--max-frames", "100000", "--output", str(out)],
@@ -69,10 +71,10 @@ def test_ctrl_c_stops_a_live_run_cleanly_and_the_file_is_still_playable(tmp_path
     while not (out.exists() and out.stat().st_size > 0) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)                # the file gets its first bytes once frames are flowing
     time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
-    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1] == "live3dpe run: interrupted"
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1] == last_line
     assert len(video_pts(out)) > 0
 
 

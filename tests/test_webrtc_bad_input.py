@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.config import EditControls
+from pipeline.config import EditControls, EngineConfig
+from stages.edit.engine import Style
 from webrtc.client import ClipCameraTrack, connect, decode_clip
 from webrtc.peer import PeerLimits
 from webrtc.server import PEERS, ServerConfig, running_server
@@ -30,7 +31,9 @@ class PassThroughEngine:
     def prepare(self, prompt):
         if prompt == "unknown":
             raise ValueError("unknown style 'unknown'")
-        return prompt
+        if prompt is None:
+            return Style(key="none", kind="none", label="none")
+        return Style(key=f"preset:{prompt}", kind="preset", label=prompt)
 
 
 def pass_through(controls: EditControls, on_style_error):
@@ -184,7 +187,8 @@ async def test_rapid_connect_disconnect_leaves_nothing_behind(clip_frames):
         assert await wait_until(lambda: not app[PEERS].sessions, timeout=8), len(app[PEERS].sessions)
         assert await wait_until(lambda: peer_threads() <= before, timeout=5), peer_threads() - before
         async with http.get(f"{url}/api/health") as r:
-            assert (await r.json()) | {"threads": 0} == {"status": "ok", "peers": 0, "max_peers": 4, "threads": 0}
+            health = await r.json()
+            assert (health["status"], health["peers"], health["connected"], health["max_peers"]) == ("ok", 0, 0, 4)
         client = await connect(url, camera(clip_frames, 60))   # still serves
         await client.wait_frames(3, timeout=20)
         assert len(client.frames) >= 3
@@ -199,15 +203,20 @@ async def test_bad_control_messages_are_answered_not_fatal(clip_frames):
         assert await client.wait_message(lambda m: m["type"] == "error" and "JSON" in m["message"], 5)
         client.send(yaw="left")
         assert await client.wait_message(lambda m: m["type"] == "error" and "yaw" in m["message"], 5)
+        # style refusals are style feedback (the page shows them in one place), with the style still running
         client.send(style="unknown")
         status = await client.wait_message(lambda m: m["type"] == "style" and m["status"] == "error", 5)
-        assert "unknown" in status["message"]
+        assert "unknown" in status["message"] and status["style"] == "unknown"
+
+        def style_error(words):
+            return lambda m: m["type"] == "style" and m["status"] == "error" and words in m["message"]
         client.send(prompt="deadbeef")
-        assert await client.wait_message(lambda m: m["type"] == "error" and "prompt" in m["message"], 5)
+        assert (await client.wait_message(style_error("prompt"), 5))["style"] == "uploaded image"
         client.send(prompt="0123456789abcdef0123")         # well-formed, never uploaded
-        assert await client.wait_message(lambda m: m["type"] == "error" and "upload it again" in m["message"], 5)
+        assert await client.wait_message(style_error("upload it again"), 5)
         client.send(style="image:/etc/hostname.png")       # a path on the server: refused, never read
-        assert await client.wait_message(lambda m: m["type"] == "error" and "preset name" in m["message"], 5)
+        status = await client.wait_message(style_error("“/” cannot be part"), 5)
+        assert status["style"] == "image:/etc/hostname.png" and status["label"] == "none"
         n = len(client.frames)
         await client.wait_frames(n + 3, timeout=10)
         assert len(client.frames) >= n + 3              # the stream kept going
@@ -249,4 +258,30 @@ async def test_a_peer_whose_camera_goes_silent_is_released(clip_frames):
         assert app[PEERS].sessions
         track.stop()                                   # frames stop; the connection itself stays up
         assert await wait_until(lambda: not app[PEERS].sessions, timeout=5)
+        await client.close()
+
+
+@pytest.mark.slow
+async def test_text_never_reaches_an_engine_that_reads_text_as_a_file(clip_frames, images, tmp_path, monkeypatch):
+    """The 3dpe engine (random weights: only `prepare` runs) reads any text as an image file name. Files named
+    like the texts sit in the server's working directory: the peer refuses the texts before the engine sees them."""
+    from stages.edit.threedpe_engine import ThreeDPEEngine
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("marble", "golden statue"):
+        (tmp_path / name).write_bytes((images / "s1.jpg").read_bytes())
+    engine = ThreeDPEEngine(EngineConfig(name="3dpe", random_weights=True, device="cpu"))
+    assert engine.prepare("marble").kind == "image"              # what it would do with the text
+    async with running_server(config(token=None, make_pipeline=lambda c, e: ([], engine))) as (app, url):
+        client = await connect(url, camera(clip_frames, 300))
+        hello = await client.wait_message(lambda m: m["type"] == "hello", 10)
+        assert hello and hello["takes_text"] is False
+        for text in ("marble", "golden statue."):
+            client.send(style=text)
+            status = await client.wait_message(lambda m: m["type"] == "style" and m["style"] == text
+                                               and m["status"] != "loading", 5)
+            assert status["status"] == "error" and "image prompts only" in status["message"], status
+        client.send(style="none")
+        assert await client.wait_message(lambda m: m["type"] == "style" and m["style"] == "none"
+                                         and m["status"] == "ready", 5)
         await client.close()

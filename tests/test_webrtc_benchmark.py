@@ -1,10 +1,12 @@
-"""The WebRTC benchmark runs end to end with both peers (briefly) and reports what docs/benchmarks.md quotes."""
+"""The WebRTC benchmark runs end to end with both peers (briefly) and reports what docs/benchmarks.md quotes:
+fps, latency, and the edited video's resolution against the camera's."""
 from __future__ import annotations
 
 import pytest
 
 from benchmarks.browser import CHROMIUM
 from benchmarks.webrtc import measure
+from webrtc.client import decode_clip
 
 
 @pytest.mark.slow
@@ -19,3 +21,8 @@ async def test_benchmark_measures_fps_and_latency(clips, browser):
     assert 0 < result["fps_delivered"] <= result["input_fps"] + 2
     assert 0 < result["latency_ms"]["p50"] <= result["latency_ms"]["p95"]
     assert {"face", "edit", "render", "composite"} <= set(result["stages_p50_ms"])
+    size = result["resolution"]                                 # sampled each second, the edited video vs the camera
+    frame = decode_clip(clips / "d10.mp4", limit=1)[0][0]
+    assert size["camera"] == ([640, 480] if browser else [frame.shape[1], frame.shape[0]])
+    assert len(result["resolution_series"]) == 3
+    assert size["edited_median"] is not None and 0 <= size["share_at_camera_size"] <= 1

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamTrack
 
-from pipeline.config import EngineConfig
+from pipeline.config import CAMERA_LIMITS, EngineConfig
 from webrtc.client import ClipCameraTrack, connect, decode_clip
 from webrtc.control import HEALTH_STATES
 from webrtc.pipeline_factory import edit_pipeline_factory, preset_names
@@ -51,8 +51,10 @@ async def test_edited_frames_come_back_in_order_and_style_changes_output(clip_fr
         before = np.median([warmth(f.image) for f in client.frames[-8:] if f.image is not None])
 
         client.send(style="bronze statue")
-        status = await client.wait_message(lambda m: m["type"] == "style" and m["status"] != "loading", 30)
-        assert status == {"type": "style", "status": "ready", "style": "bronze statue", "message": ""}, \
+        status = await client.wait_message(lambda m: m["type"] == "style" and m["style"] == "bronze statue"
+                                           and m["status"] != "loading", 30)
+        assert status == {"type": "style", "status": "ready", "style": "bronze statue", "message": "",
+                          "label": "bronze statue", "preset": "bronze statue"}, \
             [m for m in client.messages if m["type"] in ("style", "error")]
         count = len(client.frames)
         await client.wait_frames(count + 12, timeout=60)
@@ -63,6 +65,11 @@ async def test_edited_frames_come_back_in_order_and_style_changes_output(clip_fr
         assert stats["engine"] == "classic" and stats["device"] == "cpu"
         assert stats["health"] in HEALTH_STATES
         assert stats["style"]["style"] == "bronze statue"
+        height, width = clip_frames[0].shape[:2]             # the negotiated video, both ways, and its bitrate
+        assert stats["video"]["input"] == stats["video"]["output"] == [width, height]
+        assert await client.wait_message(lambda m: m["type"] == "stats" and (m["video"]["sent_kbps"] or 0) > 50, 5)
+        hello = client.last("hello")
+        assert hello["camera_limits"] == CAMERA_LIMITS and hello["takes_text"] is True
         stages = stats["graph"]["stages"]
         assert {"webrtc-in", "webrtc-out"} <= set(stages) and len(stages) >= 6    # source, 4 edit stages, sink
         assert stats["latency_ms"]["p50"] > 0
@@ -138,7 +145,9 @@ async def test_engine_options_switch_the_peers_own_face_stage_and_3dpe_only_opti
         error = await client.wait_message(lambda m: m["type"] == "error", 10)
         assert error and "3dpe engine" in error["message"] and "classic" in error["message"], client.messages[-5:]
         assert face.smoothing is False                          # refused as a whole: smoothing untouched
-        stats = await client.wait_message(lambda m: m["type"] == "stats" and m["fps_out"] > 0, 10)
+        seen = len(client.messages)                             # stats sent from now on (on a busy machine the
+        stats = await client.wait_message(                      # shared budget may leave a second without output)
+            lambda m: m["type"] == "stats" and any(m is later for later in client.messages[seen:]), 10)
         assert stats["engine_options"] == {"smoothing": False}
         await client.close()
 

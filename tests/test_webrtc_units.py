@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
+import re
 import socket
 import subprocess
 import sys
 import time
 import types
 import urllib.request
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -20,8 +23,11 @@ import torch
 from aiohttp.test_utils import make_mocked_request
 from test_edit_fakes import make_face, textured_frame
 
-from pipeline.config import EngineConfig
+from pipeline.config import CAMERA_LIMITS, EngineConfig
+from stages.edit.classic import ClassicEngine
 from stages.edit.engine import Style
+from stages.edit.stage import TEXT_STYLE, style_prompt
+from stages.source_image import image_path_in
 from stages.face import FaceConfig, FaceStage, FaceTracker
 from webrtc import engine_options
 from webrtc.auth import token_ok
@@ -29,26 +35,26 @@ from webrtc.client import ClipCameraTrack, decode_clip
 from cli.serve import page_url, resolve_token
 from webrtc.control import ControlError, health_state, parse_message
 from webrtc.engine_options import EngineOptionError, EngineOptions
-from webrtc.peer import offered_directions
+from webrtc.peer import offered_directions, running_style, setting_label
 from webrtc.prompts import PromptError, PromptStore, image_kind
 from webrtc.tracks import IncomingVideoSource
 
 
 def test_control_messages_parse_validate_and_clamp():
-    request = parse_message(json.dumps({"type": "set", "yaw": 500, "pitch": -3.5, "mode": "grid",
+    request = parse_message(json.dumps({"type": "set", "yaw": 500, "pitch": -3.5, "roll": -90, "mode": "grid",
                                         "look_at_lens": True, "style": "  marble "}))
-    assert request.changes == {"yaw": 90.0, "pitch": -3.5, "mode": "grid", "look_at_lens": True}
+    # the virtual camera's range is the engine's, the same the page's sliders get
+    assert request.changes == {"yaw": CAMERA_LIMITS["yaw"], "pitch": -3.5, "roll": -CAMERA_LIMITS["roll"],
+                               "mode": "grid", "look_at_lens": True}
+    assert parse_message('{"type": "set", "pitch": -100}').changes == {"pitch": -CAMERA_LIMITS["pitch"]}
     assert request.style == "marble" and request.prompt_id is None
     assert parse_message('{"type": "set", "prompt": "0123456789abcdef0123"}').prompt_id == "0123456789abcdef0123"
-    assert parse_message('{"type": "set", "style": "Bronze, weathered (old)"}').style == "Bronze, weathered (old)"
+    for text in ["Bronze, weathered (old)", "golden statue.", "Van Gogh’s Starry Night", "“Crème brûlée”: gold!"]:
+        assert parse_message(json.dumps({"type": "set", "style": text})).style == text
     for bad, words in [("[" * 50_000, "not JSON"),
                        ('{"type": "set", "prompt": "abc123"}', "prompt"),
                        ('{"type": "set", "prompt": "%s"}' % ("a" * 300), "prompt"),
-                       # engines read these as image files on the server: never from the network
-                       ('{"type": "set", "style": "image:/etc/secret.png"}', "preset name"),
-                       ('{"type": "set", "style": "../photo.jpg"}', "preset name"),
-                       ('{"type": "set", "style": "~/me.png"}', "preset name"),
-                       ('{"type": "set", "style": "face.png"}', "preset name"),("nope", "not JSON"), ("[1]", "type"), ('{"type": "get"}', "type"),
+                       ("nope", "not JSON"), ("[1]", "type"), ('{"type": "get"}', "type"),
                        ('{"type": "set", "yaw": "left"}', "yaw"), ('{"type": "set", "yaw": NaN}', "yaw"),
                        ('{"type": "set", "enabled": 1}', "enabled"), ('{"type": "set", "mode": "mosaic"}', "mode"),
                        ('{"type": "set", "colour": 1}', "unknown"), ('{"type": "set", "prompt": "../x"}', "prompt"),
@@ -56,6 +62,47 @@ def test_control_messages_parse_validate_and_clamp():
                        ('{"type": "set", "style": "a", "prompt": "0123456789abcdef0123"}', "either")]:
         with pytest.raises(ControlError, match=words):
             parse_message(bad)
+
+
+@pytest.mark.parametrize("text, refused", [
+    ("image:/etc/secret.png", "“/”"), ("../photo.jpg", "“/”"), ("c:/etc/passwd", "“/”"), ("~/me.png", "“~”"),
+    ("C:\\Users\\me.png", "“\\”"), ("a\u0000b", "cannot be part"), ("...", "at least one word"),
+    ("x" * 201, "at most 200")])
+def test_style_text_refusals_are_style_feedback(text, refused):
+    with pytest.raises(ControlError, match=re.escape(refused)) as error:
+        parse_message(json.dumps({"type": "set", "style": text}))
+    assert error.value.style is not None and len(error.value.style) <= 40    # shown with the style status
+
+
+def test_network_style_text_is_handed_to_the_engine_as_words_never_as_a_file(tmp_path, monkeypatch, images):
+    """A description from the page is marked text ("text:…"): the engine gets its words only, so a file
+    named like the text, sitting in the server's working directory, is never read."""
+    monkeypatch.chdir(tmp_path)
+    cv2.imwrite(str(tmp_path / "statue.png"), cv2.imread(str(images / "s1.jpg")))
+    engine = ClassicEngine()
+    assert engine.prepare("statue.png").kind == "image"             # the CLI's own style: a file, as documented
+    for text, preset in [("statue.png", "marble"), ("image:statue.png", "marble"), ("golden statue.", "golden statue"),
+                         ("Van Gogh’s Starry Night", "oil painting")]:
+        prompt = style_prompt(TEXT_STYLE + parse_message(json.dumps({"type": "set", "style": text})).style)
+        assert image_path_in(prompt) is None and not any(c in prompt for c in "./\\:~")
+        style = engine.prepare(prompt)
+        assert style.kind != "image" and style.key == f"preset:{preset}", (text, style)
+    with pytest.raises(ValueError) as error:                         # refused in words the page can act on
+        engine.prepare(style_prompt(TEXT_STYLE + "qwzx"))
+    assert "no style is close to 'qwzx'" in str(error.value) and "path" not in str(error.value)
+    assert "bronze statue" in str(error.value) and '"none"' in str(error.value)
+
+
+def test_the_page_is_told_the_running_style_not_server_paths():
+    assert setting_label("image:/srv/secret/prompts/abc.png") == "image abc.png"
+    assert setting_label("text:Van Gogh’s Starry Night") == "Van Gogh’s Starry Night"
+    assert setting_label("marble") == "marble"
+    preset = Style(key="preset:oil painting", kind="text", label="van gogh starry night → oil painting")
+    assert running_style("Van Gogh’s Starry Night", preset) == {"label": "van gogh starry night → oil painting",
+                                                                 "preset": "oil painting"}
+    assert running_style("uploaded image", Style("image:1f", "image", "image 1f.png")) == {
+        "label": "uploaded image", "preset": None}
+    assert running_style("none", Style("none", "none", "none"))["preset"] == "none"
 
 
 def test_engine_options_parse_as_one_typed_object():
@@ -183,6 +230,36 @@ def test_uploads_are_sniffed_by_content():
         store.close()
 
 
+def test_prompt_quota_keeps_the_most_recently_used_and_stores_an_image_once():
+    rng = np.random.default_rng(0)
+    noise = [cv2.imencode(".jpg", rng.integers(0, 255, (2048, 2048, 3), np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 95])[1]
+             .tobytes() for _ in range(4)]
+    store = PromptStore(max_bytes=len(max(noise, key=len)), max_prompts=3, max_stored_bytes=10 * 1024 * 1024)
+    try:
+        ids = [store.add(data) for data in noise[:3]]
+        assert store.stored_bytes <= 3 * 4 * 1024 * 1024              # kept at 1024² (engines read ≤ 512 px)
+        assert cv2.imread(str(store.path(ids[0]))).shape == (1024, 1024, 3)   # ...and ids[0] is now the newest
+        fourth = store.add(noise[3])                                       # count quota: the oldest use goes
+        with pytest.raises(PromptError, match="upload it again"):
+            store.path(ids[1])
+        assert {p.name for p in Path(store.path(fourth)).parent.iterdir()} == {f"{i}.png" for i in (ids[0], ids[2], fourth)}
+        flat = np.full((64, 64, 3), 90, np.uint8)
+        as_png, as_webp = (cv2.imencode(ext, flat, flags)[1].tobytes() for ext, flags in
+                           ((".png", []), (".webp", [cv2.IMWRITE_WEBP_QUALITY, 101])))
+        assert store.add(as_png) == store.add(as_webp)                     # same pixels, stored once
+        assert len(list(Path(store.path(fourth)).parent.iterdir())) == 3
+    finally:
+        store.close()
+    small = PromptStore(max_bytes=len(max(noise, key=len)), max_stored_bytes=5 * 1024 * 1024)   # byte quota
+    try:
+        kept = [small.add(data) for data in noise]
+        assert small.stored_bytes <= 5 * 1024 * 1024 and small.path(kept[-1]).exists()
+        with pytest.raises(PromptError):
+            small.path(kept[0])
+    finally:
+        small.close()
+
+
 async def test_incoming_source_keeps_only_the_newest_frame_and_counts_skips():
     frames = [np.full((32, 32, 3), i * 20, np.uint8) for i in range(10)]
     track = ClipCameraTrack(frames, fps=1000.0, loop=False)          # faster than anyone reads
@@ -217,24 +294,47 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-def test_serve_command_serves_the_page_on_localhost():
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(port)],
+def test_serve_command_serves_the_page_on_localhost_and_never_logs_the_token():
+    port, token = free_port(), "s3cret-T0ken"
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(port), "--token", token],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline, page = time.monotonic() + 60, None
         while time.monotonic() < deadline and page is None:
             try:
-                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read().decode()
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/?token={token}", timeout=2).read().decode()
             except OSError:
                 time.sleep(0.3)
         assert page is not None and "live3dpe" in page and "app.js" in page
-        presets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/presets", timeout=5))
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/presets",   # as the page asks: Referer has it
+                                         headers={"Referer": f"http://127.0.0.1:{port}/?token={token}"})
+        presets = json.load(urllib.request.urlopen(request, timeout=5))
         assert "bronze statue" in presets["presets"]
     finally:
         proc.terminate()
         output = proc.communicate(timeout=20)[0]
-    assert f"open http://127.0.0.1:{port}/" in output
+    assert f"open http://127.0.0.1:{port}/?token={token}" in output          # told once, to whoever started it
+    access = [line for line in output.splitlines() if "aiohttp.access" in line]
+    assert any('"GET /?token=[redacted] HTTP/1.1" 200' in line for line in access), output
+    assert any('"http://127.0.0.1:%d/?token=[redacted]"' % port in line for line in access), output
+    assert [line for line in output.splitlines() if token in line] == [
+        f"live3dpe serve: open http://127.0.0.1:{port}/?token={token}  (Ctrl-C to stop)"]
+
+
+def test_access_log_redacts_the_token_in_urls_and_headers(caplog):
+    from aiohttp import web
+
+    from webrtc.auth import RedactingAccessLogger, redact_token
+
+    assert redact_token("POST /offer?token=abc&x=1 HTTP/1.1") == "POST /offer?token=[redacted]&x=1 HTTP/1.1"
+    assert redact_token("/?a=1&Token=abc#top") == "/?a=1&Token=[redacted]#top"
+    assert redact_token("/offer?tokens_left=3") == "/offer?tokens_left=3"
+    logger = RedactingAccessLogger(logging.getLogger("test.access"), '"%r" "%{Referer}i" "%{Authorization}i"')
+    request = make_mocked_request("POST", "/offer?token=abc", headers={"Referer": "http://h/?token=abc",
+                                                                       "Authorization": "Bearer abc"})
+    with caplog.at_level(logging.INFO, logger="test.access"):
+        logger.log(request, web.Response(status=401), 0.01)
+    assert caplog.messages == ['"POST /offer?token=[redacted] HTTP/1.1" "http://h/?token=[redacted]" "[redacted]"']
 
 
 def test_serve_rejects_bad_arguments():

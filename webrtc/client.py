@@ -1,5 +1,6 @@
-"""A small aiortc client for the server: plays a video file as a live camera, collects the edited
-frames coming back, and speaks the control protocol. Used by the benchmark and the tests."""
+"""A small aiortc client for the server: plays a video file as a live camera (raw frames, or VP8 packets
+encoded once so that many clients cost little CPU), collects the edited frames coming back, and speaks
+the control protocol. Used by the benchmarks and the tests."""
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import av
 import numpy as np
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 VIDEO_CLOCK = fractions.Fraction(1, 90000)
@@ -62,6 +63,49 @@ class ClipCameraTrack(MediaStreamTrack):
         self.send_times[frame.pts] = time.perf_counter()
         self.sent += 1
         return frame
+
+
+def encode_vp8(frames: list[np.ndarray], fps: float, bitrate: int = 1_000_000, keyframe_s: float = 2.0) -> list[bytes]:
+    """`frames` as a VP8 stream that starts with a keyframe (so it can loop), one packet per frame."""
+    codec = av.CodecContext.create("libvpx", "w")
+    codec.width, codec.height = frames[0].shape[1], frames[0].shape[0]
+    codec.pix_fmt, codec.bit_rate = "yuv420p", bitrate
+    codec.time_base = fractions.Fraction(1, round(fps))
+    codec.gop_size = max(1, round(keyframe_s * fps))
+    codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+    packets = []
+    for i, rgb in enumerate(frames):
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+        frame.pts = i
+        packets += [bytes(p) for p in codec.encode(frame)]
+    packets += [bytes(p) for p in codec.encode(None)]
+    return packets
+
+
+class EncodedClipTrack(MediaStreamTrack):
+    """A camera that sends pre-encoded VP8 packets, looped and paced at `fps` (offer it with codec="video/VP8"):
+    aiortc sends them as they are, so a client costs no encoding."""
+
+    kind = "video"
+
+    def __init__(self, packets: list[bytes], fps: float = 30.0):
+        super().__init__()
+        self.packets, self.fps = packets, fps
+        self.sent = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.Packet:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.perf_counter()
+        delay = self._start + self.sent / self.fps - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        packet = av.Packet(self.packets[self.sent % len(self.packets)])
+        packet.pts, packet.time_base = int(self.sent * 90000 / self.fps), VIDEO_CLOCK
+        self.sent += 1
+        return packet
 
 
 @dataclass
@@ -124,9 +168,11 @@ class EditClient:
 
 
 async def connect(base_url: str, camera: MediaStreamTrack, token: str | None = None,
-                  microphone: MediaStreamTrack | None = None, microphone_direction: str = "sendrecv") -> EditClient:
+                  microphone: MediaStreamTrack | None = None, microphone_direction: str = "sendrecv",
+                  codec: str | None = None) -> EditClient:
     """Offer `camera` (and `microphone`: "sendrecv" to hear it back, "sendonly" not) to the server at
-    `base_url`; return the connected client (raises ConnectionError with the server's message on HTTP errors)."""
+    `base_url`, with only `codec` (e.g. "video/VP8") for the video when given; return the connected client
+    (raises ConnectionError with the server's message on HTTP errors)."""
     pc = RTCPeerConnection()
     channel = pc.createDataChannel("control")
     client = EditClient(pc, channel)
@@ -136,7 +182,10 @@ async def connect(base_url: str, camera: MediaStreamTrack, token: str | None = N
     def on_track(track):
         client._tasks.append(asyncio.ensure_future(client._collect(track)))
 
-    pc.addTransceiver(camera, direction="sendrecv")
+    video = pc.addTransceiver(camera, direction="sendrecv")
+    if codec is not None:
+        video.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
+                                   if c.mimeType.lower() == codec.lower()])
     if microphone is not None:
         pc.addTransceiver(microphone, direction=microphone_direction)
     await pc.setLocalDescription(await pc.createOffer())

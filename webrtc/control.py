@@ -4,41 +4,51 @@ Page → server:  {"type": "set", "style": "marble", "yaw": 15, "mode": "paste",
                 {"type": "set", "prompt": "<id from POST /prompt>"}   (an uploaded image as the style)
                 {"type": "set", "engine": {"smoothing": false, "triplane_ema": 0.3}}   (see engine_options)
 Server → page:  {"type": "hello", "settings": {...}, "presets": [...], "engine": ..., "device": ...,
+                 "camera_limits": {"yaw": 25, ...}, "takes_text": true, "style": <a style message's fields>,
                  "engine_options": {"smoothing": true, "triplane_ema": 0.6}}   (only the supported ones)
-                {"type": "stats", "fps_in": ..., "fps_out": ..., "latency_ms": {...}, "health": ...}
-                {"type": "style", "status": "loading" | "ready" | "error", "style": ..., "message": ...}
+                {"type": "stats", "fps_in": ..., "fps_out": ..., "latency_ms": {...}, "health": ...,
+                 "video": {"input": [w, h], "output": [w, h], "sent_kbps": ...}, ...}
+                {"type": "style", "status": "loading" | "ready" | "error", "style": <what was asked>,
+                 "message": <why it was refused>, "label": <the style running now>, "preset": <its preset or null>}
                 {"type": "error", "message": ...}
+                {"type": "bye", "reason": ...}       (the server is closing this session: reconnect later)
 """
 from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.config import COMPOSITE_MODES, FACE_LOST_POLICIES
+from pipeline.config import CAMERA_LIMITS, COMPOSITE_MODES, FACE_LOST_POLICIES
 from webrtc.engine_options import EngineOptionError, EngineOptions
 from webrtc.prompts import is_prompt_id
 
 # Setting name → (lower, upper), values clamped into it; the page can change exactly these while streaming.
+# The virtual camera's range is the engine's (pipeline.config.CAMERA_LIMITS), the page's sliders get it too.
 NUMERIC_SETTINGS = {
-    "yaw": (-90.0, 90.0), "pitch": (-60.0, 60.0), "roll": (-90.0, 90.0), "zoom": (0.25, 4.0),
+    **{axis: (-limit, limit) for axis, limit in CAMERA_LIMITS.items()}, "zoom": (0.25, 4.0),
     "hold_seconds": (0.0, 10.0), "fade_seconds": (0.0, 10.0),
 }
 BOOL_SETTINGS = ("look_at_lens", "enabled")
 CHOICE_SETTINGS = {"mode": COMPOSITE_MODES, "on_face_lost": FACE_LOST_POLICIES}
 MAX_STYLE_TEXT = 200
-# A style from the page is a preset name or a description. Engines read "image:<path>" and file names
-# as images on the server's disk, so no path characters (. / \ : ~) may come in over the network;
-# images come in through POST /prompt.
-STYLE_TEXT = re.compile(r"[\w \-',!?&()+]+")
+# A style from the page is a preset name or a description in words, with everyday punctuation ("golden
+# statue.", "Van Gogh’s Starry Night"). The peer hands a description to the engine as text only
+# (stages.edit.stage.style_prompt: "text:…" → its words), so it is never read as a file; path separators
+# and other symbols are refused outright. Images come in through POST /prompt.
+STYLE_PUNCTUATION = frozenset(" .,;:!?'’‘\"“”()&+-–—")
 
 HEALTH_STATES = ("online", "degraded input", "degraded inference", "offline")
 
 
 class ControlError(ValueError):
-    """A control message the server cannot apply; the message is sent back to the page."""
+    """A control message the server cannot apply; the message is sent back to the page. `style` is the
+    refused style request ("uploaded image" for a prompt id), so the page shows it with the style status."""
+
+    def __init__(self, message: str, style: str | None = None):
+        super().__init__(message)
+        self.style = style
 
 
 @dataclass
@@ -65,15 +75,10 @@ def parse_message(text: str | bytes) -> ControlRequest:
         if key == "type":
             continue
         if key == "style":
-            if not isinstance(value, str) or not value.strip() or len(value) > MAX_STYLE_TEXT:
-                raise ControlError(f"style must be a non-empty string of at most {MAX_STYLE_TEXT} characters")
-            if not STYLE_TEXT.fullmatch(value):
-                raise ControlError("style must be a preset name or a description in words (letters, digits, "
-                                   "spaces, - ' , ! ? & ( ) +); upload an image to use it as the style")
-            request.style = value.strip()
+            request.style = style_text(value)
         elif key == "prompt":
             if not is_prompt_id(value):
-                raise ControlError("prompt must be the id returned by POST /prompt")
+                raise ControlError("prompt must be the id returned by POST /prompt", style="uploaded image")
             request.prompt_id = value
         elif key == "engine":
             try:
@@ -98,6 +103,23 @@ def parse_message(text: str | bytes) -> ControlRequest:
     if request.style is not None and request.prompt_id is not None:
         raise ControlError("send either style or prompt, not both")
     return request
+
+
+def style_text(value: Any) -> str:
+    """A style request from the page, stripped; ControlError (with the request) saying what is wrong."""
+    if not isinstance(value, str) or not value.strip():
+        raise ControlError("style must be a preset name or a description in words", style="")
+    text = " ".join(value.split())
+    shown = text if len(text) <= 40 else text[:39] + "…"
+    if len(text) > MAX_STYLE_TEXT:
+        raise ControlError(f"a style description has at most {MAX_STYLE_TEXT} characters", style=shown)
+    symbol = next((c for c in text if not (c.isalnum() or c in STYLE_PUNCTUATION)), None)
+    if symbol is not None:
+        raise ControlError(f"“{symbol}” cannot be part of a style description: describe the style in words "
+                           "(to use a picture, upload it as the image prompt)", style=shown)
+    if not any(c.isalnum() for c in text):
+        raise ControlError("a style description needs at least one word", style=shown)
+    return text
 
 
 def health_state(fps_in: float, fps_out: float, seconds_since_input: float) -> str:

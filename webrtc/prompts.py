@@ -1,10 +1,14 @@
-"""Uploaded image prompts: size/type checks by content (header, then OpenCV decode), stored as PNG under an id."""
+"""Uploaded image prompts: size/type checks by content (header, then OpenCV decode), stored as PNG under an id
+(the hash of the pixels, so an image is stored once), within a per-server quota that evicts the least
+recently used prompt."""
 from __future__ import annotations
 
+import collections
 import hashlib
 import io
 import re
 import tempfile
+import threading
 from pathlib import Path
 
 import cv2
@@ -13,6 +17,9 @@ from PIL import Image
 
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024
 MAX_SIDE = 4096
+STORED_SIDE = 1024                 # px on the long side: both engines read a prompt at 512 px at most
+MAX_PROMPTS = 64                   # per server: beyond these (or MAX_STORED_BYTES) the least recently used go
+MAX_STORED_BYTES = 64 * 1024 * 1024
 _SIGNATURES = {b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpeg"}
 _PROMPT_ID = re.compile(r"[0-9a-f]{20}")          # what `PromptStore.add` returns
 BAD_SIZE = f"image prompt must be between 16 and {MAX_SIDE} pixels on each side"
@@ -51,14 +58,24 @@ def header_size(data: bytes) -> tuple[int, int]:
 
 
 class PromptStore:
-    """Keeps validated image prompts in a private temp folder for the server's lifetime."""
+    """Keeps validated image prompts in a private temp folder for the server's lifetime, at most `max_prompts`
+    of them and `max_stored_bytes` in all: adding one beyond that removes the least recently used (added or
+    chosen by a peer). Peers already using an evicted prompt keep it (engines prepare a style once)."""
 
-    def __init__(self, max_bytes: int = MAX_UPLOAD_BYTES):
+    def __init__(self, max_bytes: int = MAX_UPLOAD_BYTES, max_prompts: int = MAX_PROMPTS,
+                 max_stored_bytes: int = MAX_STORED_BYTES):
         self.max_bytes = max_bytes
+        self.max_prompts, self.max_stored_bytes = max_prompts, max_stored_bytes
         self._dir = tempfile.TemporaryDirectory(prefix="live3dpe-prompts-")
+        self._sizes: collections.OrderedDict[str, int] = collections.OrderedDict()   # id → bytes, oldest use first
+        self._lock = threading.Lock()          # `add` runs in worker threads, `path` on the event loop
+
+    @property
+    def stored_bytes(self) -> int:
+        return sum(self._sizes.values())
 
     def add(self, data: bytes) -> str:
-        """Validate and store an upload; return its id (content hash, so re-uploads are free)."""
+        """Validate and store an upload; return its id."""
         if len(data) > self.max_bytes:
             raise PromptError(f"image prompt too large: {len(data)} bytes, the limit is {self.max_bytes}")
         if image_kind(data) is None:
@@ -69,19 +86,40 @@ class PromptStore:
         bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         if bgr is None:
             raise PromptError(UNDECODABLE)
-        prompt_id = hashlib.sha1(data).hexdigest()[:20]
-        path = self.path(prompt_id, must_exist=False)
-        if not path.exists():
-            cv2.imwrite(str(path), bgr)
+        scale = STORED_SIDE / max(bgr.shape[:2])
+        if scale < 1.0:
+            bgr = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        prompt_id = hashlib.sha1(repr(bgr.shape).encode() + bgr.tobytes()).hexdigest()[:20]
+        with self._lock:
+            if prompt_id in self._sizes:
+                self._sizes.move_to_end(prompt_id)
+                return prompt_id
+        encoded = cv2.imencode(".png", bgr)[1].tobytes()
+        with self._lock:
+            self._path(prompt_id).write_bytes(encoded)
+            self._sizes[prompt_id] = len(encoded)
+            self._sizes.move_to_end(prompt_id)
+            self._evict()
         return prompt_id
 
-    def path(self, prompt_id: str, must_exist: bool = True) -> Path:
+    def _evict(self) -> None:
+        """Least recently used first, never the newest (it was just added)."""
+        while len(self._sizes) > 1 and (len(self._sizes) > self.max_prompts or self.stored_bytes > self.max_stored_bytes):
+            oldest, _ = self._sizes.popitem(last=False)
+            self._path(oldest).unlink(missing_ok=True)
+
+    def path(self, prompt_id: str) -> Path:
+        """The stored file of a prompt (it becomes the most recently used)."""
         if not is_prompt_id(prompt_id):
             raise PromptError("unknown image prompt id")
-        path = Path(self._dir.name) / f"{prompt_id}.png"
-        if must_exist and not path.exists():
-            raise PromptError("unknown image prompt id: upload it again with POST /prompt")
-        return path
+        with self._lock:
+            if prompt_id not in self._sizes:
+                raise PromptError("unknown image prompt id: upload it again with POST /prompt")
+            self._sizes.move_to_end(prompt_id)
+            return self._path(prompt_id)
+
+    def _path(self, prompt_id: str) -> Path:
+        return Path(self._dir.name) / f"{prompt_id}.png"
 
     def close(self) -> None:
         self._dir.cleanup()

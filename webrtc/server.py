@@ -1,4 +1,5 @@
-"""The aiohttp app: the page, `POST /offer` signalling, `POST /prompt` uploads, presets and health."""
+"""The aiohttp app: the page, `POST /offer` signalling, `POST /prompt` uploads, presets (with the virtual
+camera's limits) and health."""
 from __future__ import annotations
 
 import asyncio
@@ -12,10 +13,14 @@ from pathlib import Path
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from pipeline.config import EditSettings
-from webrtc.auth import check_token
-from webrtc.peer import PeerLimits, PeerSession, PipelineFactory
-from webrtc.prompts import MAX_UPLOAD_BYTES, PromptError, PromptStore
+from pipeline.config import CAMERA_LIMITS, EditSettings
+from webrtc.admission import Admission
+from webrtc.auth import RedactingAccessLogger, check_token
+from webrtc.bitrate import configure_video_bitrates
+from webrtc.fair_share import FairShareScheduler, ShareLimits
+from webrtc.loop_lag import LoopLagMonitor
+from webrtc.peer import PeerLimits, PeerSession, PipelineFactory, offered_media, setting_label
+from webrtc.prompts import MAX_PROMPTS, MAX_STORED_BYTES, MAX_UPLOAD_BYTES, PromptError, PromptStore
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -30,24 +35,38 @@ class ServerConfig:
     presets: list[str] = field(default_factory=list)
     settings: EditSettings = field(default_factory=EditSettings)
     token: str | None = None
-    max_peers: int = 4
+    max_peers: int | None = None                        # None: as many as the measured capacity allows
     max_upload_bytes: int = MAX_UPLOAD_BYTES
+    max_prompts: int = MAX_PROMPTS                      # uploaded prompts kept (least recently used go first)
+    max_prompt_storage: int = MAX_STORED_BYTES
     limits: PeerLimits = field(default_factory=PeerLimits)
+    share: ShareLimits = field(default_factory=ShareLimits)
 
 
 class PeerRegistry:
-    """The live sessions, capped at `max_peers`."""
+    """The sessions (connecting or connected), the frame budget they share, and who may join."""
 
-    def __init__(self, max_peers: int):
-        self.max_peers = max_peers
+    def __init__(self, max_peers: int | None, share: ShareLimits):
         self.sessions: set[PeerSession] = set()
+        self.lag = LoopLagMonitor()
+        self.scheduler = FairShareScheduler(self.lag, share)
+        self.admission = Admission(self.scheduler, max_peers)
+        self._tasks: list[asyncio.Task] = []
 
-    @property
-    def full(self) -> bool:
-        return len(self.sessions) >= self.max_peers
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self.lag.run(), name="loop-lag"),
+                       asyncio.create_task(self.scheduler.run(), name="fair-share")]
+
+    def released(self, session: PeerSession) -> None:
+        self.sessions.discard(session)
+        if session.gate is not None:
+            self.scheduler.remove(session.gate)
 
     async def close_all(self) -> None:
         await asyncio.gather(*(s.close("server shutting down") for s in list(self.sessions)))
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 CONFIG = web.AppKey("config", ServerConfig)
@@ -64,18 +83,24 @@ def json_error(status: type[web.HTTPException], message: str) -> web.HTTPExcepti
 
 
 def create_app(config: ServerConfig) -> web.Application:
+    configure_video_bitrates()
     app = web.Application(client_max_size=max(config.max_upload_bytes, MAX_OFFER_BYTES) + 64 * 1024)
     app[CONFIG] = config
-    app[PEERS] = PeerRegistry(config.max_peers)
-    app[PROMPTS] = PromptStore(config.max_upload_bytes)
+    app[PEERS] = PeerRegistry(config.max_peers, config.share)
+    app[PROMPTS] = PromptStore(config.max_upload_bytes, config.max_prompts, config.max_prompt_storage)
     app.router.add_get("/", index)
     app.router.add_get("/api/presets", presets)
     app.router.add_get("/api/health", health)
     app.router.add_post("/offer", offer)
     app.router.add_post("/prompt", prompt)
     app.router.add_static("/static", STATIC)
+    app.on_startup.append(_startup)
     app.on_shutdown.append(_shutdown)
     return app
+
+
+async def _startup(app: web.Application) -> None:
+    app[PEERS].start()
 
 
 async def _shutdown(app: web.Application) -> None:
@@ -89,25 +114,29 @@ async def index(request: web.Request) -> web.FileResponse:
 
 async def presets(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
-    return web.json_response({"presets": config.presets, "settings": asdict(config.settings)})
+    settings = {**asdict(config.settings), "style": setting_label(config.settings.style)}   # no server paths
+    return web.json_response({"presets": config.presets, "settings": settings, "camera_limits": CAMERA_LIMITS})
 
 
 async def health(request: web.Request) -> web.Response:
     registry = request.app[PEERS]
-    return web.json_response({"status": "ok", "peers": len(registry.sessions), "max_peers": registry.max_peers,
-                              "threads": threading.active_count()})
+    connected = sum(s.connected for s in registry.sessions)
+    return web.json_response({"status": "ok", "peers": len(registry.sessions), "connected": connected,
+                              "threads": threading.active_count(),
+                              **registry.admission.status(len(registry.sessions))})
 
 
 async def offer(request: web.Request) -> web.Response:
+    """Answer an offer once admission allows one more peer; its pipeline is built when it connects."""
     config, registry = request.app[CONFIG], request.app[PEERS]
     check_token(request, config.token)
     description = await _read_offer(request)
-    if registry.full:
-        raise json_error(web.HTTPServiceUnavailable,
-                         f"the server is full ({registry.max_peers} people connected); try again later")
+    refusal = registry.admission.refusal(len(registry.sessions))
+    if refusal:
+        raise json_error(web.HTTPServiceUnavailable, refusal)
     pc = RTCPeerConnection()
     session = PeerSession(pc, config.make_pipeline, config.settings, request.app[PROMPTS], config.presets,
-                          config.limits, on_closed=registry.sessions.discard)
+                          config.limits, on_closed=registry.released, gate=registry.scheduler.add())
     registry.sessions.add(session)
     try:
         await session.accept(description)
@@ -118,12 +147,6 @@ async def offer(request: web.Request) -> web.Response:
     except Exception as exc:                 # aiortc raises ValueError & co. on SDP it cannot use
         await session.close("bad offer")
         raise json_error(web.HTTPBadRequest, f"cannot use this offer: {str(exc) or type(exc).__name__}") from None
-    try:
-        session.start()
-    except Exception as exc:
-        await session.close("pipeline failed to start")
-        log.exception("pipeline failed to start")
-        raise json_error(web.HTTPInternalServerError, f"the editing pipeline failed to start: {exc}") from None
     return web.json_response({"sdp": pc.localDescription.sdp, "type": pc.localDescription.type,
                               "peer": session.id})
 
@@ -142,6 +165,10 @@ async def _read_offer(request: web.Request) -> RTCSessionDescription:
         raise json_error(web.HTTPBadRequest, "the offer has no video section: the page must send a camera")
     if videos > 1:                          # a second camera would never be read: its queue would grow forever
         raise json_error(web.HTTPBadRequest, f"the offer has {videos} video sections: send one camera")
+    direction = next((d for kind, d in offered_media(body["sdp"]) if kind == "video"), "sendrecv")
+    if direction != "sendrecv":             # send-only: the edit would have nowhere to go; recv-only: no camera
+        raise json_error(web.HTTPBadRequest, f"the offer's video is {direction}: the page must send its camera "
+                                             "and receive the edited video (sendrecv)")
     return RTCSessionDescription(sdp=body["sdp"], type="offer")
 
 
@@ -158,6 +185,9 @@ async def prompt(request: web.Request) -> web.Response:
     except PromptError as exc:
         status = web.HTTPRequestEntityTooLarge if "too large" in str(exc) else web.HTTPBadRequest
         raise json_error(status, str(exc)) from None
+    except OSError as exc:                  # the server's temp disk is full or gone
+        log.error("cannot store an image prompt: %s", exc)
+        raise json_error(web.HTTPInsufficientStorage, "the server has no room to store image prompts now") from None
     return web.json_response({"id": prompt_id})
 
 
@@ -192,7 +222,7 @@ async def _read_image_part(reader: MultipartReader, limit: int) -> bytes:
 async def running_server(config: ServerConfig, host: str = "127.0.0.1", port: int = 0):
     """Serve `config` in the current event loop; yields (app, base URL). Port 0 picks a free port."""
     app = create_app(config)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, access_log_class=RedactingAccessLogger)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

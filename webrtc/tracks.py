@@ -1,5 +1,6 @@
-"""Media glue between aiortc and the graph: a live Source fed by the incoming video track, the
-outgoing edited MediaStreamTrack, and the Sink that hands the graph's frames to it."""
+"""Media glue between aiortc and the graph: a live Source fed by the incoming video track (paced and scaled
+by the server's shared frame budget), the outgoing edited MediaStreamTrack, and the Sink that hands the
+graph's frames to it."""
 from __future__ import annotations
 
 import asyncio
@@ -13,25 +14,30 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from pipeline.frame_size import MIN_FRAME_SIDE, working_size
 from pipeline.packets import FramePacket
 from pipeline.stage import Sink, Source
+from webrtc.fair_share import PeerGate
 
 
 class IncomingVideoSource(Source):
     """Live source over a remote video track. aiortc's receive queue is unbounded, so a task drains
-    `recv()` continuously and keeps only the newest frame; the skipped ones are counted."""
+    `recv()` continuously and keeps only the newest frame; the skipped ones are counted. With a `gate`,
+    the graph takes frames only as often as the gate allows, at the gate's scale (of the working size)."""
 
     name = "webrtc-in"
     live = True
 
-    def __init__(self, track: MediaStreamTrack):
+    def __init__(self, track: MediaStreamTrack, gate: PeerGate | None = None):
         self._track = track
+        self.gate = gate
         self._cond = threading.Condition()
         self._latest: tuple[av.VideoFrame, float] | None = None
         self._ended = False
         self._task: asyncio.Task | None = None
         self._seq = 0
         self.received = 0                # frames taken off the track
+        self.size: tuple[int, int] | None = None    # (width, height) of the newest frame
         self.skipped = 0                 # frames replaced by a newer one before the graph read them
         self.last_input_time = time.perf_counter()
         # The graph joins the source thread when it ends (also after a stage error) while the drain
@@ -47,11 +53,14 @@ class IncomingVideoSource(Source):
             while True:
                 frame = await self._track.recv()
                 now = time.perf_counter()
+                if self.gate is not None:
+                    self.gate.arrive()
                 with self._cond:
                     if self._latest is not None:
                         self.skipped += 1
                     self._latest = (frame, now)
                     self.received += 1
+                    self.size = (frame.width, frame.height)
                     self.last_input_time = now
                     self._cond.notify()
         except MediaStreamError:
@@ -66,6 +75,8 @@ class IncomingVideoSource(Source):
             self._cond.notify_all()
 
     def read(self) -> FramePacket | None:
+        if self.gate is not None and not self.gate.wait_turn(self.stopping):
+            return None
         with self._cond:
             while self._latest is None and not self._ended and not self.stopping():
                 self._cond.wait(0.05)
@@ -73,10 +84,19 @@ class IncomingVideoSource(Source):
                 return None
             frame, received_at = self._latest
             self._latest = None
-        packet = FramePacket(seq=self._seq, frame=frame.to_ndarray(format="rgb24"), pts=frame.pts,
-                             time_base=frame.time_base, capture_time=received_at)
+        width, height = self._size(frame.width, frame.height)
+        packet = FramePacket(seq=self._seq, frame=frame.to_ndarray(format="rgb24", width=width, height=height),
+                             pts=frame.pts, time_base=frame.time_base, capture_time=received_at)
         self._seq += 1
         return packet
+
+    def _size(self, width: int, height: int) -> tuple[int, int]:
+        """The working size at the gate's scale, in even numbers (what the VP8 encoder takes back)."""
+        width, height = working_size(width, height)
+        scale = self.gate.scale if self.gate is not None else 1.0
+        if scale >= 1.0 or min(width, height) * scale < MIN_FRAME_SIDE:
+            return width, height
+        return max(round(width * scale / 2) * 2, 2), max(round(height * scale / 2) * 2, 2)
 
     async def close(self) -> None:
         self.end()
@@ -98,6 +118,7 @@ class EditedVideoTrack(MediaStreamTrack):
         self._latest: tuple[np.ndarray, int | None, fractions.Fraction | None, float] | None = None
         self.sent = 0
         self.replaced = 0                # finished frames overwritten before the encoder asked
+        self.size: tuple[int, int] | None = None    # (width, height) of the newest frame sent
         self.latencies_ms: collections.deque[float] = collections.deque(maxlen=history)
 
     def push(self, rgb: np.ndarray, pts: int | None, time_base, capture_time: float) -> None:
@@ -123,6 +144,7 @@ class EditedVideoTrack(MediaStreamTrack):
         self._latest = None
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         frame.pts, frame.time_base = pts, time_base
+        self.size = (frame.width, frame.height)
         self.latencies_ms.append((time.perf_counter() - capture_time) * 1000.0)
         self.sent += 1
         return frame

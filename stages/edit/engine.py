@@ -26,6 +26,9 @@ class Style:
 
 
 class Engine(Protocol):
+    """Optional class flags, read with getattr: `decoupled = True` (encode in a background worker when live),
+    `takes_text = False` (prepare reads any text as an image file name: never give it text from the network)."""
+
     name: str
     device: str                     # "cpu", "cuda:0", ...
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
@@ -18,11 +19,27 @@ from stages.edit.engine import Engine, Style
 log = logging.getLogger(__name__)
 
 
+IMAGE_STYLE, TEXT_STYLE = "image:", "text:"
+
+
 def style_prompt(style: str | None) -> str | None:
-    """The prompt an engine's `prepare` takes for an `EditSettings.style` string ("image:<path>" → the path)."""
+    """The prompt an engine's `prepare` takes for an `EditSettings.style` string: "image:<path>" → the path;
+    "text:<description>" (text from the network) → its words only, lower case: no "image:", suffix,
+    separator or "~", so an engine that takes text never reads it as a file (engines declaring
+    `takes_text = False` must not be given it); anything else as it is."""
     if style is None or style.strip().lower() in ("", "none"):
         return None
-    return style[len("image:"):] if style.startswith("image:") else style
+    if style.startswith(IMAGE_STYLE):
+        return style[len(IMAGE_STYLE):]
+    if style.startswith(TEXT_STYLE):
+        return text_words(style[len(TEXT_STYLE):])
+    return style
+
+
+def text_words(text: str) -> str:
+    """The words of a description, lower case, separated by single spaces: no punctuation (a possessive 's
+    is dropped), hence no path syntax."""
+    return " ".join(re.findall(r"[^\W_]+", re.sub(r"['’]s\b", "", text.lower())))
 
 
 class StyleSwitcher:

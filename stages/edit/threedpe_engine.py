@@ -65,6 +65,7 @@ class ThreeDPEEngine:
 
     name = "3dpe"
     decoupled = True                # the encoder is the slow part: live streams encode in the background
+    takes_text = False              # no text encoder: any text is read as an image file name
     POSE_JUMP_DEG = 25.0
     CUT_DIFFERENCE = 40.0           # mean absolute difference (0..255) of 32² grey thumbnails of the crop
 

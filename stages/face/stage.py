@@ -1,9 +1,11 @@
 """`FaceStage`: the face tracker as a pipeline stage; fills `packet.face` from `packet.frame`."""
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
-from pipeline.packets import FramePacket
+from pipeline.frame_size import MIN_FRAME_SIDE
+from pipeline.packets import FaceResult, FramePacket
 from pipeline.stage import Stage
 from stages.face.config import FaceConfig
 from stages.face.tracker import FaceTracker
@@ -31,12 +33,15 @@ class FaceStage(Stage):
             tracker.set_smoothing(on)
 
     async def start(self) -> None:
-        if self.tracker is None:
-            self.tracker = FaceTracker(self.config)
+        if self.tracker is None:     # loading the model takes a while: not on the event loop a server shares
+            self.tracker = await asyncio.to_thread(FaceTracker, self.config)
 
     def process(self, packet: FramePacket) -> FramePacket:
         if self.tracker is None:      # used without the runtime calling start()
             self.tracker = FaceTracker(self.config)
+        if min(packet.frame.shape[:2]) < MIN_FRAME_SIDE:     # a stream shrunk to a few pixels: no face in it
+            packet.face = FaceResult(face=None)
+            return packet
         seconds = packet.seconds
         packet.face = self.tracker.track(packet.frame, packet.capture_time if seconds is None else seconds)
         return packet

@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 
 from pipeline.assets import FACE_LANDMARKER
+from pipeline.frame_size import MIN_FRAME_SIDE
 from pipeline.packets import FaceObservation, FaceResult
 from stages.face import alignment
 from stages.face.config import FaceConfig
@@ -186,6 +187,6 @@ class FaceTracker:
 
 def _check_frame(frame: np.ndarray) -> np.ndarray:
     frame = np.asarray(frame)
-    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 or min(frame.shape[:2]) < 16:
-        raise ValueError(f"expected an RGB uint8 frame of shape (H, W, 3), H, W ≥ 16; got {frame.dtype} {frame.shape}")
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 or min(frame.shape[:2]) < MIN_FRAME_SIDE:
+        raise ValueError(f"expected an RGB uint8 frame of shape (H, W, 3), H, W ≥ {MIN_FRAME_SIDE}; got {frame.dtype} {frame.shape}")
     return frame

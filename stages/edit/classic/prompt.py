@@ -43,10 +43,11 @@ def preset_names() -> str:
 
 
 def closest_preset(text: str) -> str:
-    """The preset a free-text prompt means; ValueError listing the presets when nothing is close."""
-    words = re.findall(r"[a-z0-9]+", text.lower())
+    """The preset a free-text prompt means; ValueError listing the presets when nothing is close. Everyday
+    punctuation is ignored ("golden statue.", "Van Gogh’s Starry Night": a possessive 's is dropped)."""
+    words = re.findall(r"[^\W_]+", re.sub(r"['’]s\b", "", text.lower()))
     if not words:
-        raise ValueError(f"empty style text; use one of {preset_names()}, an image path, or \"none\"")
+        raise ValueError(f"style text has no words: text picks among {preset_names()} and \"none\"")
     best, best_score = None, 0.0
     for name in PRESETS:
         for phrase in (name, *SYNONYMS.get(name, ())):
@@ -54,7 +55,7 @@ def closest_preset(text: str) -> str:
             if score > best_score:
                 best, best_score = name, score
     if best is None or best_score < ACCEPT:
-        raise ValueError(f"unknown style {text!r}: use one of {preset_names()}, an image path, or \"none\"")
+        raise ValueError(f"no style is close to {text!r}: text picks among {preset_names()} and \"none\"")
     return best
 
 

@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=60, help="frames read from each clip (default 60)")
     parser.add_argument("--stride", type=int, default=5, help="identity and pose on every Nth frame (default 5)")
     parser.add_argument("--json", metavar="FILE", help="write the results here")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (for docs/quality.md)")
     parser.add_argument("--plot", metavar="PNG", help="chart of the criteria against the targets")
     parser.add_argument("--sheet", metavar="PNG", help="contact sheet: input and edit at each yaw, per clip and style")
     parser.add_argument("--face-model", metavar="PATH", help="face_landmarker.task")
@@ -93,7 +94,7 @@ def main(args: argparse.Namespace) -> int:
                                   [frames[v][seq] for v in sorted(options.views()) if seq in frames[v]]))
     finally:
         pose.close()
-    print(table(results))
+    print(table(results, markdown=args.markdown))
     print(IDENTITY_NOTE)
     if args.json:
         Path(args.json).write_text(json.dumps({"note": IDENTITY_NOTE, "results": [r.as_dict() for r in results]},

@@ -1,7 +1,7 @@
 # Two entry points: `make serve` (the product) and `make test` (the suite).
 # Both create/update .venv; the install is redone only when pyproject.toml changes.
 PYTHON ?= python3.11
-VENV := .venv
+VENV ?= .venv
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8080
@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(VENV)/bin/live3dpe bench --input $(or $(CLIP),../shared/clips/d10.mp4)
+	$(VENV)/bin/live3dpe bench --input $(or $(CLIP),$(shell $(VENV)/bin/python -m testdata clips/d10.mp4))
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -15,6 +15,7 @@ import av
 import numpy as np
 from tqdm import tqdm
 
+import testdata
 from benchmarks.classic_e2e import to_640x480
 from pipeline.errors import UserError
 from stages.edit.classic import PRESETS, ClassicEngine
@@ -22,7 +23,6 @@ from stages.face import FaceConfig, FaceTracker
 from threedpe.camera import apply_offsets
 
 TARGET_MS = 25.0
-DEFAULT_CLIP = Path(__file__).resolve().parents[1].parent / "shared" / "clips" / "s18.mp4"
 
 
 def webcam_frames(clip: Path, count: int) -> list[tuple[np.ndarray, float]]:
@@ -85,7 +85,7 @@ def plot(results: dict[str, dict[str, float]], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
+    parser.add_argument("--clip", type=Path, default=None, help="default: the reference clip s18.mp4 (testdata)")
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--yaw", type=float, default=15.0)
     parser.add_argument("--pitch", type=float, default=-5.0)
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, default=None, help="write a bar chart (PNG) here")
     parser.add_argument("--json", type=Path, default=None, help="write the numbers (JSON) here")
     args = parser.parse_args(argv)
+    args.clip = args.clip or testdata.path("clips/s18.mp4")
     try:
         results = measure(args.clip, args.frames, args.yaw, args.pitch, args.styles)
     except UserError as err:                                    # e.g. no face model: say how to get one

@@ -1,6 +1,6 @@
 """Fit the crop correction (stages/face/alignment.py CORRECTION) on the official EG3D-aligned crops.
 
-Usage: python -m benchmarks.face_template [CROPS_DIR]   (default ../shared/images/eg3d_crops)
+Usage: python -m benchmarks.face_template [CROPS_DIR]   (default: the reference images/eg3d_crops via testdata)
 Re-crops every official crop without correction, prints the mean error to paste into CORRECTION,
 then the re-crop error of each crop with the stored correction and with a leave-one-out one.
 """
@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 from scipy.optimize import minimize
 
+import testdata
 from pipeline.assets import FACE_LANDMARKER
 from stages.face.alignment import CROP_SIZE, CORRECTION, crop_matrix, to_params
 from stages.face.landmarker import Landmarker
@@ -56,7 +57,7 @@ def fit_correction(landmarks: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared/images/eg3d_crops"
+    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else testdata.path("images/eg3d_crops")
     landmarks, names = measure_crops(folder)
     print("CORRECTION =", np.round(fit_correction(landmarks), 4).tolist())
     for i, name in enumerate(names):

@@ -22,6 +22,7 @@ from typing import AsyncIterator, Awaitable, Callable
 import numpy as np
 from tqdm import tqdm
 
+import testdata
 from pipeline.config import EngineConfig
 from pipeline.errors import UserError
 from webrtc.client import ClipCameraTrack, connect, decode_clip
@@ -30,7 +31,7 @@ from webrtc.server import PEERS, ServerConfig, running_server
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--clip", default=str(Path(__file__).resolve().parents[2] / "shared/clips/d10.mp4"))
+    parser.add_argument("--clip", default=None, help="default: the reference clip d10.mp4 (testdata)")
     parser.add_argument("--seconds", type=float, default=30.0, help="measured time after the warm-up")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds ignored at the start (model loading)")
     parser.add_argument("--style", default="bronze statue")
@@ -196,6 +197,7 @@ def plot(result: dict, path: Path) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    args.clip = args.clip or str(testdata.path("clips/d10.mp4"))
     if not Path(args.clip).is_file():
         raise UserError(f"clip not found: {args.clip} (pass --clip)")
     if args.seconds < 1:

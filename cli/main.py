@@ -9,7 +9,9 @@ import argparse
 import importlib
 import signal
 import sys
+from contextlib import nullcontext
 
+from cli.quiet import native_noise_hidden
 from pipeline.errors import UserError
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -29,6 +31,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--verbose", action="store_true",
+                       help="also show the native libraries' start-up log (MediaPipe, TensorFlow Lite)")
         if name == only:
             importlib.import_module(module_name).add_arguments(p)
     return parser
@@ -42,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     terminated: list[int] = []
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: _stop_like_ctrl_c(terminated, frame))
     try:
-        return int(module.main(args) or 0)
+        with nullcontext() if args.verbose else native_noise_hidden():
+            return int(module.main(args) or 0)
     except UserError as exc:
         print(f"live3dpe {args.command}: error: {exc}", file=sys.stderr)
         return 2

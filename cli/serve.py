@@ -50,7 +50,7 @@ def page_url(host: str, port: int, token: str | None) -> str:
 def main(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from pipeline.assets import FACE_LANDMARKER
+    from pipeline.assets import FACE_LANDMARKER, YUNET
     from stages.chain import create_engine, engine_config_from_args, face_config_from_args, settings_from_args
 
     if not 1 <= args.port <= 65535:
@@ -60,9 +60,10 @@ def main(args: argparse.Namespace) -> int:
     if args.token is not None and not args.token.strip():
         raise UserError("--token must not be empty (leave it out on 127.0.0.1; elsewhere one is generated)")
     token = resolve_token(args.host, args.token)
-    # Fail now, not when the first browser connects: find (or download) the face model and load the
+    # Fail now, not when the first browser connects: find (or download) the face models and load the
     # engine once (its weights stay cached for every peer).
-    face_config = replace(face_config_from_args(args), model_path=str(FACE_LANDMARKER.resolve(args.face_model)))
+    face_config = replace(face_config_from_args(args), model_path=str(FACE_LANDMARKER.resolve(args.face_model)),
+                          verifier_path=str(YUNET.resolve()))
     engine_config = engine_config_from_args(args)
     create_engine(engine_config)
     config = ServerConfig(

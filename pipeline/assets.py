@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from tqdm import tqdm
 
 from pipeline.errors import UserError
 
@@ -49,31 +50,39 @@ class ModelAsset:
         if not download or not self.url:
             raise UserError(self._missing_message("downloading is off" if self.url else "it has no public download"))
         try:
-            self._download(cached)
+            download_verified(self.url, cached, self.sha256, self.description)
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             raise UserError(self._missing_message(f"download failed: {exc}")) from None
         return cached
-
-    def _download(self, target: Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".part") as tmp:
-            part = Path(tmp.name)
-            try:
-                with urllib.request.urlopen(self.url, timeout=30) as response:
-                    shutil.copyfileobj(response, tmp)
-            except BaseException:
-                part.unlink()
-                raise
-        digest = sha256_of(part)
-        if self.sha256 and digest != self.sha256:
-            part.unlink()
-            raise OSError(f"sha256 mismatch for {self.url}: got {digest}, expected {self.sha256}")
-        os.replace(part, target)
 
     def _missing_message(self, why: str) -> str:
         where = f"download it from {self.url} and " if self.url else ""
         return (f"{self.description} not found ({why}). To fix: {where}put it at {self.cached_path()}, "
                 f"or set {self.env_var}=/path/to/{self.filename}, or pass {self.flag or 'its path'} {'PATH' if self.flag else 'explicitly'}.")
+
+
+def download_verified(url: str, target: Path, sha256: str | None, what: str, timeout: float = 30.0) -> None:
+    """Fetch `url` into `target` with a progress bar; the file appears only complete and, when `sha256` is
+    given, verified (a `.part` file next to it is removed on any failure). Raises OSError on failure."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".part") as tmp:
+        part = Path(tmp.name)
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                size = int(response.headers.get("Content-Length") or 0) or None
+                with tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=what, leave=False) as bar:
+                    while chunk := response.read(1 << 20):
+                        tmp.write(chunk)
+                        bar.update(len(chunk))
+        except BaseException:
+            tmp.close()
+            part.unlink()
+            raise
+    digest = sha256_of(part)
+    if sha256 and digest != sha256:
+        part.unlink()
+        raise OSError(f"sha256 mismatch for {url}: got {digest}, expected {sha256}")
+    os.replace(part, target)
 
 
 def sha256_of(path: Path) -> str:

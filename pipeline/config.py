@@ -7,6 +7,7 @@ from typing import Any
 
 COMPOSITE_MODES = ("paste", "crop", "side-by-side", "grid")
 FACE_LOST_POLICIES = ("fade", "blur")
+FACE_CHOICES = ("one", "all")       # edit the chosen face (largest, or --face-index) or every face found
 # The virtual camera's range, degrees either side: where the re-render holds up (docs/quality.md). Every
 # front end (CLI flags, the page's sliders, the data channel) uses these; offsets beyond them are clamped.
 CAMERA_LIMITS = {"yaw": 25.0, "pitch": 15.0, "roll": 30.0}
@@ -25,6 +26,7 @@ class EditSettings:
     mode: str = "paste"             # one of COMPOSITE_MODES
     enabled: bool = True            # False: frames pass through untouched
     on_face_lost: str = "fade"      # one of FACE_LOST_POLICIES
+    faces: str = "one"              # one of FACE_CHOICES
     hold_seconds: float = 0.5       # keep the last output this long after the face is lost
     fade_seconds: float = 0.5       # then fade to the original frame over this long
     grid_yaws: tuple[float, ...] = (-25.0, 0.0, 25.0)
@@ -34,6 +36,8 @@ class EditSettings:
             raise ValueError(f"mode must be one of {', '.join(COMPOSITE_MODES)}, not {self.mode!r}")
         if self.on_face_lost not in FACE_LOST_POLICIES:
             raise ValueError(f"on_face_lost must be one of {', '.join(FACE_LOST_POLICIES)}")
+        if self.faces not in FACE_CHOICES:
+            raise ValueError(f"faces must be one of {', '.join(FACE_CHOICES)}, not {self.faces!r}")
         if not 0.25 <= self.zoom <= 4.0:
             raise ValueError("zoom must be within 0.25..4")
         return self

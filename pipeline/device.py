@@ -62,16 +62,18 @@ class StreamHandoff:
 
 
 def gpu_tensors(packet: FramePacket) -> list[Any]:
-    """Tensors a packet hands on: its `scene` when it is a tensor, or the tensor fields of a dataclass/dict scene."""
-    scene = packet.scene
-    if scene is None:
-        return []
-    if is_dataclass(scene):
-        values = [getattr(scene, f.name) for f in fields(scene)]
-    elif isinstance(scene, dict):
-        values = list(scene.values())
-    else:
-        values = [scene]
+    """Tensors a packet hands on: each edited face's `scene` when it is a tensor, or the tensor fields of a
+    dataclass/dict scene."""
+    values = []
+    for scene in (edit.scene for edit in packet.edits):
+        if scene is None:
+            continue
+        if is_dataclass(scene):
+            values += [getattr(scene, f.name) for f in fields(scene)]
+        elif isinstance(scene, dict):
+            values += list(scene.values())
+        else:
+            values.append(scene)
     return [v for v in values if getattr(v, "is_cuda", False) and hasattr(v, "record_stream")]
 
 

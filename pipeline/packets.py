@@ -1,7 +1,7 @@
 """Typed packets that flow one way through the stage graph.
 
 A `FramePacket` is created by a source and travels through every stage; each stage reads the
-fields it needs and fills in its own (`face`, `scene`, `render`, `output`). Frames are RGB
+fields it needs and fills in its own (`face`, `edits`, `output`). Frames are RGB
 uint8 arrays of shape (H, W, 3).
 """
 from __future__ import annotations
@@ -32,6 +32,7 @@ class FaceObservation:
     mask: np.ndarray               # (H, W) float32 soft face mask in [0, 1], frame coordinates
     transform: np.ndarray | None = None      # (4, 4) MediaPipe facial transformation matrix (raw)
     blendshapes: dict[str, float] | None = None
+    track: int = 0                 # the same number for the same face from frame to frame (face stage tracks)
 
 
 @dataclass
@@ -61,6 +62,15 @@ class RenderResult:
 
 
 @dataclass
+class FaceEdit:
+    """One face being edited: filled by the edit stage (`face`, `scene`) and the render stage (`render`)."""
+
+    face: FaceObservation
+    scene: Any = None               # engine-specific encoded scene (e.g. a triplane); None: not ready yet
+    render: RenderResult | None = None
+
+
+@dataclass
 class FramePacket:
     """One video frame and everything the stages learned about it."""
 
@@ -71,8 +81,7 @@ class FramePacket:
     capture_time: float = 0.0       # time.perf_counter() when the source produced the frame
     timings: dict[str, tuple[float, float]] = field(default_factory=dict)  # stage -> (enter, exit), perf_counter
     face: FaceResult | None = None
-    scene: Any = None               # engine-specific encoded scene (e.g. a triplane)
-    render: RenderResult | None = None
+    edits: list[FaceEdit] = field(default_factory=list)   # the faces being edited, the chosen face first
     output: np.ndarray | None = None  # the frame to emit (compositor); sinks fall back to `frame`
     cuda_event: Any = None          # torch.cuda.Event recorded by the producing stage (GPU only)
 
@@ -82,6 +91,16 @@ class FramePacket:
         if self.pts is None or self.time_base is None:
             return None
         return float(self.pts * self.time_base)
+
+    @property
+    def scene(self) -> Any:
+        """The chosen face's scene (None when no face is edited)."""
+        return self.edits[0].scene if self.edits else None
+
+    @property
+    def render(self) -> RenderResult | None:
+        """The chosen face's render (None when no face is edited)."""
+        return self.edits[0].render if self.edits else None
 
     @property
     def out_frame(self) -> np.ndarray:

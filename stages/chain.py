@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from pipeline.config import CAMERA_LIMITS, COMPOSITE_MODES, FACE_LOST_POLICIES, EditControls, EditSettings, EngineConfig
+from pipeline.config import (CAMERA_LIMITS, COMPOSITE_MODES, FACE_CHOICES, FACE_LOST_POLICIES, EditControls,
+                             EditSettings, EngineConfig)
 from pipeline.errors import UserError
 from pipeline.stage import Stage
 from stages.composite import CompositeStage
@@ -50,6 +51,10 @@ def add_edit_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--fade", type=float, default=defaults.fade_seconds, help="seconds to fade to the original")
     g.add_argument("--grid-yaws", default=",".join(f"{y:g}" for y in defaults.grid_yaws),
                    help="yaw offsets of the grid mode, comma-separated degrees (--grid-yaws=-25,0,25)")
+    g.add_argument("--faces", choices=FACE_CHOICES, default=defaults.faces,
+                   help="edit one face (the largest, or --face-index) or all faces in the frame, each tracked on its own")
+    g.add_argument("--face-index", type=int, default=None, metavar="N",
+                   help="the face to edit, counted from 0 left to right (default: the largest)")
     g.add_argument("--no-smooth", action="store_true", help="no temporal smoothing of the face track")
     g.add_argument("--face-model", metavar="PATH",
                    help="MediaPipe face_landmarker.task (default: $LIVE3DPE_FACE_MODEL, the user cache, or download)")
@@ -73,7 +78,7 @@ def settings_from_args(args: argparse.Namespace) -> EditSettings:
         grid = tuple(float(y) for y in str(args.grid_yaws).split(",") if y.strip())
         asked = EditSettings(style=style, yaw=args.yaw, pitch=args.pitch, roll=args.roll, zoom=args.zoom,
                              look_at_lens=args.look_at_lens, mode=args.mode, on_face_lost=args.on_face_lost,
-                             hold_seconds=max(args.hold, 0.0), fade_seconds=max(args.fade, 0.0),
+                             faces=args.faces, hold_seconds=max(args.hold, 0.0), fade_seconds=max(args.fade, 0.0),
                              grid_yaws=grid or (0.0,))
         settings = asked.validated().within_camera_limits()
     except ValueError as exc:
@@ -99,7 +104,10 @@ def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
 def face_config_from_args(args: argparse.Namespace) -> "FaceConfig":
     from stages.face import FaceConfig
 
-    return FaceConfig(smoothing=not args.no_smooth, model_path=args.face_model)
+    try:
+        return FaceConfig(smoothing=not args.no_smooth, model_path=args.face_model, face_index=args.face_index).validated()
+    except ValueError as exc:
+        raise UserError(f"--face-index: {exc}") from None
 
 
 def build_edit_stages(controls: EditControls, engine: Engine, face_config: "FaceConfig", live: bool = False,

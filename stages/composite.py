@@ -1,5 +1,6 @@
-"""The compositor stage: turns the engine's render into the emitted frame (paste, crop, side-by-side, grid)
-and applies the face-lost policy (hold the last edit, then fade to the original; or blur)."""
+"""The compositor stage: turns the engine's renders into the emitted frame (paste, crop, side-by-side, grid;
+several faces pasted far to near) and applies the face-lost policy per face (hold its last edit, then fade
+to the original; or blur when no face is left)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,7 +9,7 @@ import cv2
 import numpy as np
 
 from pipeline.config import EditControls, EditSettings
-from pipeline.packets import CROP_SIZE, FaceObservation, FramePacket, RenderResult
+from pipeline.packets import CROP_SIZE, FaceEdit, FaceObservation, FramePacket, RenderResult
 from pipeline.stage import Stage
 
 FEATHER_SIGMA = 10.0                # px at crop scale: width of the soft seam around a pasted crop render
@@ -126,6 +127,25 @@ def compose(frame: np.ndarray, render: RenderResult, face: FaceObservation, sett
     return np.hstack([_mix(original, to_crop(v, render.space, face), alpha) for v in render.views])
 
 
+def nearness(face: FaceObservation) -> float:
+    """Frame pixels per crop pixel: the larger a face, the nearer it is (faces are pasted far to near)."""
+    return float(np.hypot(*face.crop_inverse[:, 0]))
+
+
+def compose_faces(frame: np.ndarray, layers: list[tuple[RenderResult, FaceObservation, float]],
+                  settings: EditSettings) -> np.ndarray:
+    """The output frame for several edited faces, given as (render, face, alpha) with the chosen face first:
+    paste and side-by-side draw every face, far to near (the nearer face covers where they overlap); crop
+    and grid show the chosen face alone."""
+    if settings.mode not in ("paste", "side-by-side") or len(layers) == 1:
+        render, face, alpha = layers[0]
+        return compose(frame, render, face, settings, alpha)
+    edited = frame
+    for render, face, alpha in sorted(layers, key=lambda layer: nearness(layer[1])):
+        edited = paste(edited, render, face, alpha)
+    return edited if settings.mode == "paste" else np.hstack([frame, edited])
+
+
 def grid_size(settings: EditSettings) -> int:
     """Tiles in the grid mode (the render stage falls back to the user's yaw when no grid angle is set)."""
     return max(len(settings.grid_yaws), 1)
@@ -185,13 +205,16 @@ def packet_time(packet: FramePacket) -> float:
 
 
 class CompositeStage(Stage):
-    """Fills `packet.output` from `packet.render` in the current mode; no render → the face-lost policy."""
+    """Fills `packet.output` from the edited faces' renders in the current mode. An edited face without a render
+    in this frame (lost, or its scene not ready) gets the face-lost policy on its own: its last edit is held,
+    then faded out; with the blur policy the frame is blurred once no face is left. A face still in view that
+    is no longer edited (another face chosen) shows as it is at once."""
 
     name = "composite"
 
     def __init__(self, controls: EditControls):
         self.controls = controls
-        self._last: _LastEdit | None = None
+        self._last: dict[int, _LastEdit] = {}                 # the last edit of each face track
 
     def process(self, packet: FramePacket) -> FramePacket:
         settings = self.controls.current
@@ -199,23 +222,38 @@ class CompositeStage(Stage):
             packet.output = None                               # pass-through: sinks emit packet.frame
             return packet
         now = packet_time(packet)
-        face = packet.face.face if packet.face is not None else None
-        if face is not None and packet.render is not None:
-            self._last = _LastEdit(packet.render, face, now)
-            output, label = compose(packet.frame, packet.render, face, settings), packet.render.label
+        shown = [edit for edit in packet.edits if edit.render is not None]
+        for edit in shown:
+            self._last[edit.face.track] = _LastEdit(edit.render, edit.face, now)
+        self._forget_expired(now, settings)
+        in_view = {face.track for face in packet.face.faces} if packet.face is not None else set()
+        for track in in_view - {edit.face.track for edit in packet.edits}:
+            self._last.pop(track, None)        # in view but no longer edited (another face chosen): not held
+        layers = [(edit.render, edit.face, 1.0) for edit in shown] + self._held(shown, settings, now)
+        if layers:
+            output, label = compose_faces(packet.frame, layers, settings), layers[0][0].label
+        elif settings.on_face_lost == "blur":
+            latest = max(self._last.values(), key=lambda last: last.time, default=None)
+            output, label = blur_all(unedited(packet.frame, settings, latest.face if latest else None)), ""
         else:
-            output, label = self._face_lost(packet.frame, settings, now)
+            output, label = unedited(packet.frame, settings, None), ""
         packet.output = label_edit(output, label, settings, packet.frame.shape[1]) if label else output
         return packet
 
-    def _face_lost(self, frame: np.ndarray, settings: EditSettings, now: float) -> tuple[np.ndarray, str]:
-        last = self._last
-        if last is not None and not 0.0 <= now - last.time <= settings.hold_seconds + settings.fade_seconds:
-            self._last = last = None                           # expired, or the clock went back (new clip)
-        if settings.on_face_lost == "blur":
-            return blur_all(unedited(frame, settings, last.face if last else None)), ""
-        if last is None:
-            return unedited(frame, settings, None), ""
-        late = now - last.time - settings.hold_seconds
-        alpha = 1.0 if late <= 0 else max(0.0, 1.0 - late / max(settings.fade_seconds, 1e-6))
-        return compose(frame, last.render, last.face, settings, alpha), last.render.label
+    def _forget_expired(self, now: float, settings: EditSettings) -> None:
+        keep = settings.hold_seconds + settings.fade_seconds   # out of range: expired, or the clock went back
+        self._last = {track: last for track, last in self._last.items() if 0.0 <= now - last.time <= keep}
+
+    def _held(self, shown: list[FaceEdit], settings: EditSettings, now: float) -> list[tuple[RenderResult, FaceObservation, float]]:
+        """(render, face, alpha) of the faces not shown in this frame, held then fading (latest first)."""
+        if settings.on_face_lost != "fade":
+            return []
+        tracks = {edit.face.track for edit in shown}
+        layers = []
+        for last in sorted(self._last.values(), key=lambda last: -last.time):
+            if last.face.track in tracks:
+                continue
+            late = now - last.time - settings.hold_seconds
+            alpha = 1.0 if late <= 0 else max(0.0, 1.0 - late / max(settings.fade_seconds, 1e-6))
+            layers.append((last.render, last.face, alpha))
+        return layers

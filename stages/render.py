@@ -22,7 +22,8 @@ def virtual_camera(tracked: np.ndarray, settings: EditSettings, yaw: float | Non
 
 
 class RenderStage(Stage):
-    """Fills `packet.render` from `packet.scene` at every frame's own camera (so a reused scene still follows the head)."""
+    """Fills each edited face's `render` from its scene at that face's camera in this frame (so a reused scene
+    still follows the head). Only the chosen face is drawn for the crop and grid modes, which show it alone."""
 
     name = "render"
 
@@ -32,15 +33,17 @@ class RenderStage(Stage):
 
     def process(self, packet: FramePacket) -> FramePacket:
         settings = self.controls.current
-        face = packet.face.face if packet.face is not None else None
-        packet.render = None
-        if not settings.enabled or face is None or packet.scene is None:
+        if not settings.enabled:
             return packet
-        if settings.mode == "grid":                            # the grid shows only its fixed angles
-            views = [self.engine.render(packet.scene, virtual_camera(face.camera, settings, y))
-                     for y in settings.grid_yaws or (settings.yaw,)]
-            packet.render = views[0]
-            packet.render.views = [v.image for v in views]
-        else:
-            packet.render = self.engine.render(packet.scene, virtual_camera(face.camera, settings))
+        shown = packet.edits if settings.mode in ("paste", "side-by-side") else packet.edits[:1]
+        for edit in shown:
+            if edit.scene is None:
+                continue
+            if settings.mode == "grid":                        # the grid shows only its fixed angles
+                views = [self.engine.render(edit.scene, virtual_camera(edit.face.camera, settings, y))
+                         for y in settings.grid_yaws or (settings.yaw,)]
+                edit.render = views[0]
+                edit.render.views = [v.image for v in views]
+            else:
+                edit.render = self.engine.render(edit.scene, virtual_camera(edit.face.camera, settings))
         return packet

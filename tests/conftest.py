@@ -1,4 +1,4 @@
-"""Shared test fixtures: paths into ../shared (the reference clips, images, models and vectors)."""
+"""Shared test fixtures: the reference folder (clips, images, models, conformance vectors) through `testdata`."""
 from __future__ import annotations
 
 import os
@@ -6,22 +6,29 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("LIVE3DPE_SHARED", REPO.parent / "shared"))
+import testdata
 
-if not SHARED.is_dir():
-    raise RuntimeError(f"tests need the shared reference folder at {SHARED} (set LIVE3DPE_SHARED)")
 
-# The product resolves models by env var; point it at the official files in ../shared.
-os.environ.setdefault("LIVE3DPE_FACE_MODEL", str(SHARED / "models" / "face_landmarker.task"))
-os.environ.setdefault("LIVE3DPE_SEGMENTER_MODEL", str(SHARED / "models" / "selfie_segmenter.tflite"))
-os.environ.setdefault("LIVE3DPE_YUNET_MODEL", str(SHARED / "models" / "face_detection_yunet_2023mar_int8bq.onnx"))
-os.environ.setdefault("LIVE3DPE_SFACE_MODEL", str(SHARED / "models" / "face_recognition_sface_2021dec_int8bq.onnx"))
+def pytest_sessionstart(session):
+    """Find (or fetch) the reference data once, before any test; point the product's model lookup at it."""
+    try:
+        folder = testdata.fetch()
+    except testdata.TestDataError as exc:
+        pytest.exit(f"test data: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+    session.config.stash[FOLDER] = folder
+    models = folder / "models"
+    os.environ.setdefault("LIVE3DPE_FACE_MODEL", str(models / "face_landmarker.task"))
+    os.environ.setdefault("LIVE3DPE_SEGMENTER_MODEL", str(models / "selfie_segmenter.tflite"))
+    os.environ.setdefault("LIVE3DPE_YUNET_MODEL", str(models / "face_detection_yunet_2023mar_int8bq.onnx"))
+    os.environ.setdefault("LIVE3DPE_SFACE_MODEL", str(models / "face_recognition_sface_2021dec_int8bq.onnx"))
+
+
+FOLDER = pytest.StashKey[Path]()
 
 
 @pytest.fixture(scope="session")
-def shared() -> Path:
-    return SHARED
+def shared(request) -> Path:
+    return request.config.stash[FOLDER]
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +39,12 @@ def clips(shared) -> Path:
 @pytest.fixture(scope="session")
 def images(shared) -> Path:
     return shared / "images"
+
+
+@pytest.fixture(scope="session")
+def conformance_bundle(shared) -> Path:
+    """The official-code test vectors; without them (no public download) the tests that need them skip."""
+    folder = shared / testdata.CONFORMANCE
+    if not all((shared / e.path).is_file() for e in testdata.entries() if e.path.startswith(testdata.CONFORMANCE)):
+        pytest.skip(testdata.NO_CONFORMANCE.format(folder=folder))
+    return folder

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pipeline.config import EditControls, EditSettings
-from pipeline.packets import RenderResult
+from pipeline.packets import FaceEdit, RenderResult
 from stages.composite import CompositeStage, compose, draw_label
 from test_edit_fakes import IdentityEngine, make_face, packet, textured_frame
 
@@ -69,7 +69,7 @@ def _run(stage, frames_faces, fps=10.0):
     outs = []
     for i, (frame, face, render) in enumerate(frames_faces):
         p = packet(i, frame, face, fps)
-        p.render = render
+        p.edits = [FaceEdit(face, render=render)] if face is not None and render is not None else []
         outs.append(stage.process(p).out_frame)
     return outs
 
@@ -91,7 +91,7 @@ def test_side_by_side_label_is_on_the_edited_half():
     render = _render(frame, face, "none")
     render.label = "RANDOM WEIGHTS — NOT AN EDIT"
     p = packet(0, frame, face)
-    p.render = render
+    p.edits = [FaceEdit(face, render=render)]
     out = CompositeStage(EditControls(EditSettings(mode="side-by-side"))).process(p).out_frame
     w = frame.shape[1]
     assert np.array_equal(out[:, :w], frame)                    # the input half is untouched

@@ -24,8 +24,8 @@ BUNDLE_ARRAYS = ["elow_decoder_crop32", "elow_f16", "elow_crop32", "ehigh_f16", 
 
 
 @pytest.fixture(scope="session")
-def bundle_dir(shared):
-    return shared / "conformance" / "3dpe_v1"
+def bundle_dir(conformance_bundle):
+    return conformance_bundle
 
 
 @pytest.fixture(scope="session")

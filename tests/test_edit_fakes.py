@@ -61,7 +61,7 @@ class IdentityEngine:
         return RenderResult(image=image, mask=mask, space=self.space, camera=np.asarray(camera), label=self.label)
 
 
-def make_face(frame: np.ndarray, box=(120, 80, 280, 260), yaw: float = 0.0) -> FaceObservation:
+def make_face(frame: np.ndarray, box=(120, 80, 280, 260), yaw: float = 0.0, track: int = 0) -> FaceObservation:
     """A FaceObservation whose crop covers `box` enlarged 2× (like an FFHQ crop), with a face mask in the box."""
     x0, y0, x1, y1 = box
     cx, cy, side = (x0 + x1) / 2, (y0 + y1) / 2, 2.0 * max(x1 - x0, y1 - y0)
@@ -72,7 +72,7 @@ def make_face(frame: np.ndarray, box=(120, 80, 280, 260), yaw: float = 0.0) -> F
     mask[y0:y1, x0:x1] = 1.0
     return FaceObservation(landmarks=np.zeros((478, 3), np.float32), box=(x0, y0, x1, y1), confidence=1.0,
                            yaw=yaw, pitch=0.0, roll=0.0, camera=orbit_label(yaw), crop_matrix=matrix,
-                           crop_inverse=inverse, crop=cv2.warpAffine(frame, matrix, (512, 512)), mask=mask)
+                           crop_inverse=inverse, crop=cv2.warpAffine(frame, matrix, (512, 512)), mask=mask, track=track)
 
 
 def textured_frame(seed: int = 0, size=(360, 480)) -> np.ndarray:

@@ -14,13 +14,13 @@ from threedpe.preprocess import image_to_tensor, prompt_to_tensor, tensor_to_ima
 
 
 @pytest.fixture(scope="module")
-def manifest(shared):
-    return json.loads((shared / "conformance" / "3dpe_v1" / "manifest.json").read_text())
+def manifest(conformance_bundle):
+    return json.loads((conformance_bundle / "manifest.json").read_text())
 
 
 @pytest.fixture(scope="module")
-def vectors(shared):
-    return np.load(shared / "conformance" / "3dpe_v1" / "vectors.npz")
+def vectors(conformance_bundle):
+    return np.load(conformance_bundle / "vectors.npz")
 
 
 @pytest.fixture(scope="module")

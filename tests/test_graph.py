@@ -10,10 +10,11 @@ from pipeline.device import StreamHandoff
 from pipeline.errors import StageError
 from pipeline.graph import Graph, unique_names
 from pipeline.harness import ListSink, run_stage
-from pipeline.packets import FramePacket
+from pipeline.packets import FaceEdit, FramePacket
 from pipeline.stage import Stage
 from stages.sink_null import NullSink
 from stages.source_synthetic import SyntheticSource
+from test_edit_fakes import make_face
 
 
 class Recorder(Stage):
@@ -325,7 +326,7 @@ async def test_gpu_tensors_handed_on_are_recorded_on_the_consumer_stream_fake_cu
         name = "make"
 
         def process(self, packet):
-            packet.scene = {"triplane": tensor, "note": "not a tensor"}
+            packet.edits = [FaceEdit(make_face(packet.frame), scene={"triplane": tensor, "note": "not a tensor"})]
             return packet
 
     class Use(Stage):

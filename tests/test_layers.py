@@ -5,15 +5,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-OURS = {"pipeline", "threedpe", "stages", "webrtc", "quality", "benchmarks", "cli"}
+OURS = {"pipeline", "threedpe", "stages", "webrtc", "quality", "benchmarks", "cli", "testdata"}
 ALLOWED = {
     "pipeline": set(),
     "threedpe": {"pipeline"},
     "stages": {"pipeline", "threedpe"},
     "webrtc": {"pipeline", "threedpe", "stages"},
     "quality": {"pipeline", "threedpe", "stages"},
-    "benchmarks": {"pipeline", "threedpe", "stages", "webrtc", "quality", "cli"},
+    "benchmarks": {"pipeline", "threedpe", "stages", "webrtc", "quality", "cli", "testdata"},
     "cli": {"pipeline", "threedpe", "stages", "webrtc", "quality", "benchmarks"},
+    "testdata": {"pipeline"},                  # tests and benchmarks only: no product package imports it
 }
 
 

@@ -21,8 +21,8 @@ TAPS = {"feature_image": "render_features", "image_depth": "render_depth",
 
 
 @pytest.fixture(scope="module")
-def bundle(shared):
-    folder = shared / "conformance" / "3dpe_v1"
+def bundle(conformance_bundle):
+    folder = conformance_bundle
     manifest = json.loads((folder / "manifest.json").read_text())
     return manifest, np.load(folder / "vectors.npz")
 

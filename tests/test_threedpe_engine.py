@@ -83,3 +83,16 @@ def test_triplane_ema_and_reset_on_cut_or_pose_jump_stub_encoder(engine, monkeyp
     values.append(float(engine.encode(make_face(255 - frame, yaw=40), 255 - frame, style).triplane.mean()))
     ema = CONFIG.triplane_ema
     assert values == pytest.approx([0.0, ema * 0.0 + (1 - ema) * 10.0, 20.0, 30.0], abs=1e-4)
+
+
+def test_each_face_has_its_own_triplane_ema_stub_encoder(engine, monkeypatch):
+    """Two faces in turn: each is smoothed with its own previous triplane, never with the other face's."""
+    planes = iter([torch.full((1, 96, 256, 256), v) for v in (0.0, 100.0, 10.0, 110.0)])
+    monkeypatch.setattr(engine.model, "encode", lambda image, tokens: next(planes))
+    style = Style("image:test", "image", "test", data=torch.zeros(1, 197, 768))
+    frame = textured_frame(size=(360, 480))
+    left, right = make_face(frame, (40, 80, 200, 260), track=3), make_face(frame, (280, 80, 440, 260), track=7)
+    engine.reset()
+    values = [float(engine.encode(face, frame, style).triplane.mean()) for face in (left, right, left, right)]
+    ema = CONFIG.triplane_ema
+    assert values == pytest.approx([0.0, 100.0, (1 - ema) * 10.0, ema * 100.0 + (1 - ema) * 110.0], abs=1e-4)

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.config import CAMERA_LIMITS, COMPOSITE_MODES, FACE_LOST_POLICIES
+from pipeline.config import CAMERA_LIMITS, COMPOSITE_MODES, FACE_CHOICES, FACE_LOST_POLICIES
 from webrtc.engine_options import EngineOptionError, EngineOptions
 from webrtc.prompts import is_prompt_id
 
@@ -31,7 +31,7 @@ NUMERIC_SETTINGS = {
     "hold_seconds": (0.0, 10.0), "fade_seconds": (0.0, 10.0),
 }
 BOOL_SETTINGS = ("look_at_lens", "enabled")
-CHOICE_SETTINGS = {"mode": COMPOSITE_MODES, "on_face_lost": FACE_LOST_POLICIES}
+CHOICE_SETTINGS = {"mode": COMPOSITE_MODES, "on_face_lost": FACE_LOST_POLICIES, "faces": FACE_CHOICES}
 MAX_STYLE_TEXT = 200
 # A style from the page is a preset name or a description in words, with everyday punctuation ("golden
 # statue.", "Van Gogh’s Starry Night"). The peer hands a description to the engine as text only

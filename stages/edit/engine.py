@@ -39,7 +39,8 @@ class Engine(Protocol):
         """
 
     def encode(self, face: FaceObservation, frame: np.ndarray, style: Style) -> Any:
-        """Build the scene for one frame (a triplane, a depth proxy, ...)."""
+        """Build the scene of one face in one frame (a triplane, a depth proxy, ...). Several faces of a frame
+        are encoded one by one; an engine with temporal state keeps it per `face.track`."""
 
     def render(self, scene: Any, camera: np.ndarray) -> RenderResult:
         """Draw the scene from `camera` (a 25-number EG3D label)."""

@@ -1,5 +1,5 @@
 """The edit stage: keeps the engine's prepared style in step with the controls (without stalling the stream)
-and encodes each frame's face into a scene — inline, or in a background worker for slow engines when live."""
+and encodes each edited face into a scene — inline, or in a background worker for slow engines when live."""
 from __future__ import annotations
 
 import asyncio
@@ -11,8 +11,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from pipeline.config import EditControls
-from pipeline.packets import FaceObservation, FramePacket
+from pipeline.config import EditControls, EditSettings
+from pipeline.packets import FaceEdit, FaceObservation, FaceResult, FramePacket
 from pipeline.stage import Stage
 from stages.edit.engine import Engine, Style
 
@@ -106,11 +106,20 @@ class StyleSwitcher:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+def faces_to_edit(result: FaceResult | None, settings: EditSettings) -> list[FaceObservation]:
+    """The chosen face, or with `faces="all"` every face found (the chosen one first, then left to right)."""
+    if result is None or result.face is None:
+        return []
+    if settings.faces == "all":
+        return [result.face] + [f for f in result.faces if f is not result.face]
+    return [result.face]
+
+
 class BackgroundEncoder:
-    """Encodes the newest face in one worker thread and hands out the latest finished scene.
+    """Encodes the newest frame's faces in one worker thread and hands out the latest finished scenes.
 
     Used when the engine is slower than the source: frames are never held up by the encoder, and the
-    render stage re-renders the latest scene at each new frame's camera.
+    render stage re-renders the latest scenes at each new frame's cameras.
     """
 
     def __init__(self, engine: Engine):
@@ -118,33 +127,36 @@ class BackgroundEncoder:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edit-encode")
         self._lock = threading.Lock()
         self._job: Future | None = None
-        self._latest: Any = None
+        self._latest: dict[int, Any] = {}
         self._latest_style: str | None = None
 
-    def scene_for(self, face: FaceObservation, frame: np.ndarray, style: Style) -> Any:
+    def scenes_for(self, faces: list[FaceObservation], frame: np.ndarray, style: Style) -> dict[int, Any]:
+        """{face track: its latest finished scene}, for the faces encoded in the current style."""
         with self._lock:
             job = self._job
             if job is not None and job.done():
                 self._job = None
                 self._latest, self._latest_style = job.result()   # an encoder error surfaces here, in the stage
             if self._job is None:
-                self._job = self._pool.submit(self._encode, face, frame, style)
-            # a scene from another style is not shown once the new style is in use
-            return self._latest if self._latest_style == style.key else None
+                self._job = self._pool.submit(self._encode, faces, frame, style)
+            # scenes from another style are not shown once the new style is in use
+            return self._latest if self._latest_style == style.key else {}
 
-    def _encode(self, face: FaceObservation, frame: np.ndarray, style: Style) -> tuple[Any, str]:
-        return self.engine.encode(face, frame, style), style.key
+    def _encode(self, faces: list[FaceObservation], frame: np.ndarray, style: Style) -> tuple[dict[int, Any], str]:
+        return {face.track: self.engine.encode(face, frame, style) for face in faces}, style.key
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class EditStage(Stage):
-    """Fills `packet.scene` (None when disabled, no face, or no style ready yet).
+    """Fills `packet.edits`: one `FaceEdit` with its scene per edited face (none when disabled, no face, or no
+    style ready yet); `EditSettings.faces` says whether that is the chosen face or every face.
 
     `live=True` keeps the stream moving: style changes are prepared in the background, and engines
-    that declare `decoupled = True` (3dpe) encode in a background worker on the newest crop. `error`
-    holds the last style problem for the UI (also sent to `on_error`).
+    that declare `decoupled = True` (3dpe) encode in a background worker on the newest crops. `error`
+    holds the last style problem for the UI (also sent to `on_error`). Engines keep any per-face state
+    by `face.track`, so each face has its own.
     """
 
     name = "edit"
@@ -168,17 +180,18 @@ class EditStage(Stage):
 
     def process(self, packet: FramePacket) -> FramePacket:
         settings = self.controls.current
-        packet.scene = None
-        face = packet.face.face if packet.face is not None else None
+        packet.edits = []
         if not settings.enabled:
             return packet
         style = self.styles.current(settings.style)
-        if face is None or style is None:
+        faces = faces_to_edit(packet.face, settings)
+        if not faces or style is None:
             return packet
         if self._encoder is not None:
-            packet.scene = self._encoder.scene_for(face, packet.frame, style)
+            scenes = self._encoder.scenes_for(faces, packet.frame, style)
+            packet.edits = [FaceEdit(face, scenes.get(face.track)) for face in faces]
         else:
-            packet.scene = self.engine.encode(face, packet.frame, style)
+            packet.edits = [FaceEdit(face, self.engine.encode(face, packet.frame, style)) for face in faces]
         return packet
 
     async def close(self) -> None:

@@ -7,6 +7,7 @@ import math
 import numbers
 import os
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,17 @@ def shared_model(config: EngineConfig, device: str) -> Any:
 
 
 @dataclass
+class _FaceState:
+    """What the engine remembers of one face between frames."""
+
+    triplane: torch.Tensor          # the last (smoothed) triplane
+    style_key: str
+    thumb: np.ndarray               # 32² grey thumbnail of the crop (cut detection)
+    pose: tuple[float, float]       # yaw, pitch
+    self_tokens: torch.Tensor | None  # the face's own prompt tokens (style "none")
+
+
+@dataclass
 class TriplaneScene:
     """What `ThreeDPEEngine.encode` makes: the (temporally smoothed) triplane of one face."""
 
@@ -61,13 +73,15 @@ class TriplaneScene:
 
 
 class ThreeDPEEngine:
-    """Engine `3dpe`. Stateful per stream: the triplane EMA (reset on a scene cut or a large pose jump)."""
+    """Engine `3dpe`. Stateful per stream and face (`face.track`): the triplane EMA (reset on a scene cut or a
+    large pose jump) and, without a style, the face's own prompt tokens; the MAX_FACES latest faces are kept."""
 
     name = "3dpe"
     decoupled = True                # the encoder is the slow part: live streams encode in the background
     takes_text = False              # no text encoder: any text is read as an image file name
     POSE_JUMP_DEG = 25.0
     CUT_DIFFERENCE = 40.0           # mean absolute difference (0..255) of 32² grey thumbnails of the crop
+    MAX_FACES = 8
 
     def __init__(self, config: EngineConfig, model: Any = None, render_options: Any = None):
         self.config = config
@@ -80,8 +94,7 @@ class ThreeDPEEngine:
         self.label = self.model.label
         self._styles: dict[str, Style] = {}
         self._lock = threading.Lock()
-        self._previous: tuple[torch.Tensor, str, np.ndarray, tuple[float, float]] | None = None
-        self._self_tokens: torch.Tensor | None = None
+        self._faces: OrderedDict[int, _FaceState] = OrderedDict()
         self.triplane_ema = float(config.triplane_ema)      # per engine: a live peer may change it
 
     def set_triplane_ema(self, weight: float) -> None:
@@ -126,30 +139,34 @@ class ThreeDPEEngine:
         from threedpe.preprocess import image_to_tensor
 
         thumb = cv2.resize(cv2.cvtColor(face.crop, cv2.COLOR_RGB2GRAY), (32, 32), interpolation=cv2.INTER_AREA)
-        reset = self._is_new_shot(thumb, (face.yaw, face.pitch), style.key)
-        if style.kind == "none" and (reset or self._self_tokens is None):
+        previous = self._faces.pop(face.track, None)
+        reset = self._is_new_shot(previous, thumb, (face.yaw, face.pitch), style.key)
+        self_tokens = previous.self_tokens if previous is not None else None
+        if style.kind == "none" and (reset or self_tokens is None):
             # no style: the face's own crop is the prompt, refreshed at every new shot
-            self._self_tokens = self._prompt_tokens(face.crop)
-        tokens = self._self_tokens if style.kind == "none" else style.data
+            self_tokens = self._prompt_tokens(face.crop)
+        tokens = self_tokens if style.kind == "none" else style.data
         with torch.inference_mode():
             triplane = self.model.encode(image_to_tensor(face.crop).to(self.device), tokens)
             ema = self.triplane_ema
             if not reset and ema > 0.0:
-                triplane = ema * self._previous[0] + (1.0 - ema) * triplane
-        self._previous = (triplane, style.key, thumb, (face.yaw, face.pitch))
+                triplane = ema * previous.triplane + (1.0 - ema) * triplane
+        self._faces[face.track] = _FaceState(triplane, style.key, thumb, (face.yaw, face.pitch), self_tokens)
+        while len(self._faces) > self.MAX_FACES:                # faces long gone
+            self._faces.popitem(last=False)
         return TriplaneScene(triplane, style.key)
 
-    def _is_new_shot(self, thumb: np.ndarray, pose: tuple[float, float], style_key: str) -> bool:
-        if self._previous is None:
+    def _is_new_shot(self, previous: "_FaceState | None", thumb: np.ndarray, pose: tuple[float, float],
+                     style_key: str) -> bool:
+        if previous is None:
             return True
-        _, key, last_thumb, last_pose = self._previous
-        cut = float(np.mean(cv2.absdiff(thumb, last_thumb))) > self.CUT_DIFFERENCE
-        jump = max(abs(pose[0] - last_pose[0]), abs(pose[1] - last_pose[1])) > self.POSE_JUMP_DEG
-        return cut or jump or key != style_key
+        cut = float(np.mean(cv2.absdiff(thumb, previous.thumb))) > self.CUT_DIFFERENCE
+        jump = max(abs(pose[0] - previous.pose[0]), abs(pose[1] - previous.pose[1])) > self.POSE_JUMP_DEG
+        return cut or jump or previous.style_key != style_key
 
     def reset(self) -> None:
-        """Forget the temporal state (e.g. the stream restarted)."""
-        self._previous, self._self_tokens = None, None
+        """Forget the temporal state of every face (e.g. the stream restarted)."""
+        self._faces.clear()
 
     # -- render --------------------------------------------------------------------------------------
     def render(self, scene: TriplaneScene, camera: np.ndarray) -> RenderResult:

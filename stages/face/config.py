@@ -14,9 +14,13 @@ class FaceConfig:
     smoothing: bool = True          # causal One-Euro filtering of crop and pose (live sources)
     face_index: int | None = None   # None: the largest face; else the index in left-to-right order
     min_confidence: float = 0.5     # MediaPipe presence/tracking threshold
-    # Finding a new face needs more: at 0.5 MediaPipe's detector takes a dog (../shared s25.jpg) for a
-    # face, at 0.8 it does not (like EG3D's own MTCNN step, which keeps faces above 0.9).
-    min_detection_confidence: float = 0.8
+    # Finding a new face: MediaPipe's detector at its own default threshold; one threshold alone cannot
+    # both keep turned and grayscale faces (lost at 0.8) and drop animals (a dog passes at 0.5), so every
+    # new face also needs the second opinion below (stages.face.verify).
+    min_detection_confidence: float = 0.5
+    verify: bool = True             # YuNet confirms each new face (off: every MediaPipe face counts)
+    verifier_path: str | None = None  # YuNet ONNX; None: pipeline.assets.YUNET.resolve()
+    verify_min_score: float = 0.85  # YuNet's score on the face's aligned crops (real faces: ≥ 0.89)
     max_faces: int = 4
     crop_size: int = CROP_SIZE
     # One-Euro settings (cutoffs in Hz). Translation is filtered in crop pixels, scale as log-scale,
@@ -32,8 +36,8 @@ class FaceConfig:
     mask_downscale: int = 4         # the soft mask is drawn at 1/mask_downscale resolution
 
     def validated(self) -> "FaceConfig":
-        if not (0.0 <= self.min_confidence <= 1.0 and 0.0 <= self.min_detection_confidence <= 1.0):
-            raise ValueError("min_confidence and min_detection_confidence must be within 0..1")
+        if not all(0.0 <= v <= 1.0 for v in (self.min_confidence, self.min_detection_confidence, self.verify_min_score)):
+            raise ValueError("min_confidence, min_detection_confidence and verify_min_score must be within 0..1")
         if self.max_faces < 1:
             raise ValueError("max_faces must be at least 1")
         if self.face_index is not None and not 0 <= self.face_index < self.max_faces:

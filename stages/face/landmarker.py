@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import mediapipe as mp
 import numpy as np
 from mediapipe.tasks.python import BaseOptions, vision
@@ -41,8 +42,16 @@ class Landmarker:
             raise UserError(f"cannot load the face model {model_path} ({str(exc).splitlines()[0]}); "
                             "pass MediaPipe's face_landmarker.task (--face-model or $LIVE3DPE_FACE_MODEL)") from None
 
-    def detect(self, frame: np.ndarray, timestamp_ms: int | None = None) -> list[RawFace]:
-        """Faces in an RGB uint8 frame; VIDEO mode needs strictly increasing `timestamp_ms`."""
+    def detect(self, frame: np.ndarray, timestamp_ms: int | None = None, pad: int = 0) -> list[RawFace]:
+        """Faces in an RGB uint8 frame; VIDEO mode needs strictly increasing `timestamp_ms`.
+
+        `pad` > 0 shows the model the frame inside a border of `pad` pixels (the frame's mean colour), i.e.
+        at a smaller scale: MediaPipe's short-range detector misses a face that fills the frame or is cut by
+        its edge, and finds it there. Landmarks are always in the frame's own pixels.
+        """
+        if pad > 0:
+            fill = [float(c) for c in frame[::8, ::8].reshape(-1, 3).mean(0)]
+            frame = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=fill)
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame))
         if self.video:
             result = self._landmarker.detect_for_video(image, int(timestamp_ms))
@@ -52,6 +61,7 @@ class Landmarker:
         faces = []
         for i, points in enumerate(result.face_landmarks):
             landmarks = np.array([(p.x, p.y, p.z) for p in points], np.float32) * np.float32([w, h, w])
+            landmarks[:, :2] -= pad
             transform = np.asarray(result.facial_transformation_matrixes[i], np.float64).reshape(4, 4)
             shapes = {c.category_name: float(c.score) for c in result.face_blendshapes[i]} if result.face_blendshapes else {}
             faces.append(RawFace(landmarks, transform, shapes))

@@ -429,7 +429,7 @@ async function loadServerInfo() {
   const body = await response.json();
   const s = body.settings;
   state.settings = { style: s.style, yaw: s.yaw, pitch: s.pitch, zoom: s.zoom, look_at_lens: s.look_at_lens,
-    mode: s.mode, enabled: s.enabled, on_face_lost: s.on_face_lost };
+    mode: s.mode, enabled: s.enabled, on_face_lost: s.on_face_lost, faces: s.faces };
   state.defaults = { ...state.settings };
   state.accepted = { style: s.style };
   state.running = { label: s.style, preset: s.style === "none" || body.presets.includes(s.style) ? s.style : null };
@@ -480,6 +480,7 @@ function syncControls() {
   $("pitch").value = s.pitch; $("pitch-value").textContent = `${s.pitch}°`;
   $("zoom").value = s.zoom; $("zoom-value").textContent = `${Number(s.zoom).toFixed(2)}×`;
   $("look-at-lens").checked = s.look_at_lens;
+  $("all-faces").checked = s.faces === "all";
   $("mode").value = s.mode;
   $("enabled").checked = s.enabled;
   $("on-face-lost").value = s.on_face_lost;
@@ -555,6 +556,7 @@ $("text-form").onsubmit = (event) => {
 $("prompt-file").onchange = (event) => uploadPrompt(event.target.files[0]);
 $("zoom").oninput = (event) => change({ zoom: Number(event.target.value) });
 $("look-at-lens").onchange = (event) => change({ look_at_lens: event.target.checked });
+$("all-faces").onchange = (event) => change({ faces: event.target.checked ? "all" : "one" });
 $("mode").onchange = (event) => change({ mode: event.target.value });
 $("enabled").onchange = (event) => change({ enabled: event.target.checked });
 $("on-face-lost").onchange = (event) => change({ on_face_lost: event.target.value });

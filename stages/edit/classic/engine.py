@@ -1,6 +1,7 @@
 """ClassicEngine: the weight-free default engine — depth-proxy novel view of the whole frame plus head styles."""
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from stages.source_image import image_path_in
 MOVED_PIXELS = 0.5                  # displacement (pixels) at which a pixel counts as fully changed
 FOLLOW_SOFTNESS = 0.12              # the head's follow weight is blurred by this many face widths (no tear at the collar)
 DETAIL_SMOOTHING = 0.85             # weight of the previous frames in the head's detail contrast
+MAX_FACES = 8                       # tracked faces whose smoothing state is kept
 
 
 @dataclass
@@ -59,9 +61,8 @@ class ClassicEngine:
         self._by_key: dict[str, Style] = {}
         self._resampler = FrameResampler()
         self._segmenter = PersonSegmenter(segmenter_model)
-        self._heads = HeadRegionTracker(self._segmenter)
+        self._faces: OrderedDict[int, _FaceState] = OrderedDict()   # per tracked face: what is smoothed over frames
         self._prompt_parts = PromptPartsFinder(face_model, segmenter_model)
-        self._detail: float | None = None
 
     def close(self) -> None:
         self._segmenter.close()
@@ -92,30 +93,25 @@ class ClassicEngine:
         proxy = build_proxy(landmarks, frame.shape[:2], self.grid_step, self.fov_deg)
         scene = ClassicScene(frame=frame, camera=np.asarray(face.camera, np.float64),
                              crop_matrix=np.asarray(face.crop_matrix, np.float64), proxy=proxy, style=style)
+        state = self._face_state(face.track)
         if proxy is None:
-            self._heads.reset()
+            state.heads.reset()
             return scene
-        region = self._heads(frame, landmarks)
+        region = state.heads(frame, landmarks)
         on_grid = region.on_grid(proxy.u, proxy.v)           # the whole head, hair included, turns with it
         soft = max(0.5, FOLLOW_SOFTNESS * proxy.face_width / self.grid_step)
         proxy.follow = np.maximum(proxy.follow, cv2.GaussianBlur(on_grid, (0, 0), soft))
         if style.kind != "none":
             scene.head, scene.hair = _in_frame(region, frame.shape[:2])
-            scene.detail = self._detail_contrast(frame, scene.head, proxy.face_width)
+            scene.detail = state.detail_contrast(frame, scene.head, proxy.face_width)
         return scene
 
-    def _detail_contrast(self, frame: np.ndarray, head: np.ndarray, face_width: float) -> float:
-        """The head's detail contrast (std of its band-passed lightness), smoothed over frames so the looks that
-        normalise by it don't pump."""
-        rows, cols = np.nonzero(head > 0.5)
-        if rows.size < 64:
-            return self._detail or 0.05
-        box = slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1)
-        lum = cv2.cvtColor(frame[box], cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-        spread = float(band_pass(lum, face_width / 150.0, face_width / 14.0)[head[box] > 0.5].std())
-        a = DETAIL_SMOOTHING if self._detail is not None else 0.0
-        self._detail = a * (self._detail or 0.0) + (1.0 - a) * max(spread, 0.01)
-        return self._detail
+    def _face_state(self, track: int) -> "_FaceState":
+        state = self._faces.pop(track, None) or _FaceState(HeadRegionTracker(self._segmenter))
+        self._faces[track] = state
+        while len(self._faces) > MAX_FACES:                   # faces long gone
+            self._faces.popitem(last=False)
+        return state
 
     def render(self, scene: ClassicScene, camera: np.ndarray) -> RenderResult:
         camera = np.asarray(camera, np.float64)
@@ -166,6 +162,26 @@ class ClassicEngine:
         styled = scene.style.data.apply(canvas)
         image[box] = cv2.blendLinear(styled, canvas.rgb, weight, 1.0 - weight)
         np.maximum(mask[box], weight, out=mask[box])
+
+
+@dataclass
+class _FaceState:
+    """What the engine smooths over frames for one tracked face."""
+
+    heads: HeadRegionTracker
+    detail: float | None = None
+
+    def detail_contrast(self, frame: np.ndarray, head: np.ndarray, face_width: float) -> float:
+        """The head's detail contrast (std of its band-passed lightness), smoothed over frames so the looks that
+        normalise by it don't pump."""
+        rows, cols = np.nonzero(head > 0.5)
+        if rows.size < 64:
+            return self.detail or 0.05
+        box = slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1)
+        lum = cv2.cvtColor(frame[box], cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+        spread = max(float(band_pass(lum, face_width / 150.0, face_width / 14.0)[head[box] > 0.5].std()), 0.01)
+        self.detail = spread if self.detail is None else DETAIL_SMOOTHING * self.detail + (1.0 - DETAIL_SMOOTHING) * spread
+        return self.detail
 
 
 def _in_frame(region: HeadRegion, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -15,30 +15,31 @@ from stages.edit.classic.prompt import resolve_prompt
 from stages.edit.classic.prompt_parts import PromptPartsFinder
 from stages.edit.classic.shading import band_pass, normals_from_depth
 from stages.edit.classic.styles import Canvas
-from stages.edit.classic.view_warp import FrameResampler, ViewWarp, relative_view, warp_view
+from stages.edit.classic.view_warp import FrameResampler, relative_view, warp_view
 from stages.edit.engine import Style
 from stages.person_mask import PersonSegmenter
 from stages.source_image import image_path_in
 
 MOVED_PIXELS = 0.5                  # displacement (pixels) at which a pixel counts as fully changed
 FOLLOW_SOFTNESS = 0.12              # the head's follow weight is blurred by this many face widths (no tear at the collar)
-DETAIL_SMOOTHING = 0.85             # weight of the previous frames in the head's detail contrast
+STATS_SMOOTHING = 0.85              # weight of the previous frames in the head's detail contrast and lightness range
 MAX_FACES = 8                       # tracked faces whose smoothing state is kept
+SHAPE_SMOOTHING = 0.5               # weight of the previous frames in the face's (landmarks') shape
+SHAPE_JUMP = 12.0                   # crop pixels: a face whose landmarks move more than this (mean) starts afresh
+PAINT_SMOOTHING = 0.4               # weight of the previous frame's styled head, carried over by the head's motion
 
 
 @dataclass
 class ClassicScene:
-    """What `encode` keeps of a frame: the frame, the tracked camera, the depth proxy (None: pass through) and,
-    for styles, where the head is (frame-sized weights) and its detail contrast."""
+    """What `encode` keeps of a frame: the frame — with a style, already painted on the head — the tracked camera,
+    the depth proxy (None: pass through) and where the head is."""
 
-    frame: np.ndarray
+    frame: np.ndarray               # the source frame, the head painted when there is a style
     camera: np.ndarray
-    crop_matrix: np.ndarray         # frame → crop: texture coordinates, and the labels' in-plane turn
+    crop_matrix: np.ndarray         # frame → crop: the labels' in-plane turn
     proxy: DepthProxy | None
     style: Style
-    head: np.ndarray | None = None  # (H, W) float32 head weight in the frame
-    hair: np.ndarray | None = None  # (H, W) float32: its part that is not skin (the hair)
-    detail: float = 0.05
+    head: np.ndarray | None = None  # (H, W) float32 weight of the painted head (None: nothing painted)
 
 
 class ClassicEngine:
@@ -89,11 +90,11 @@ class ClassicEngine:
     def encode(self, face: FaceObservation, frame: np.ndarray, style: Style) -> ClassicScene:
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
             raise ValueError(f"frame must be RGB uint8 (H, W, 3), got {frame.dtype} {frame.shape}")
-        landmarks = np.asarray(face.landmarks, np.float64)
+        state = self._face_state(face.track)
+        landmarks = state.steady_landmarks(np.asarray(face.landmarks, np.float64), np.asarray(face.crop_matrix, np.float64))
         proxy = build_proxy(landmarks, frame.shape[:2], self.grid_step, self.fov_deg)
         scene = ClassicScene(frame=frame, camera=np.asarray(face.camera, np.float64),
                              crop_matrix=np.asarray(face.crop_matrix, np.float64), proxy=proxy, style=style)
-        state = self._face_state(face.track)
         if proxy is None:
             state.heads.reset()
             return scene
@@ -102,8 +103,8 @@ class ClassicEngine:
         soft = max(0.5, FOLLOW_SOFTNESS * proxy.face_width / self.grid_step)
         proxy.follow = np.maximum(proxy.follow, cv2.GaussianBlur(on_grid, (0, 0), soft))
         if style.kind != "none":
-            scene.head, scene.hair = _in_frame(region, frame.shape[:2])
-            scene.detail = state.detail_contrast(frame, scene.head, proxy.face_width)
+            head, hair = _in_frame(region, frame.shape[:2])
+            scene.frame, scene.head = _paint(frame, head, hair, proxy, scene.crop_matrix, style, state), head
         return scene
 
     def _face_state(self, track: int) -> "_FaceState":
@@ -124,44 +125,57 @@ class ClassicEngine:
         rotation, zoom = relative_view(scene.camera, camera, scene.crop_matrix)
         warp = warp_view(scene.proxy, rotation, zoom)
         mask = np.zeros((h, w), np.float32)
-        source_map = None
         if warp.identity:
             image = frame.copy()
+            head = scene.head
         else:
             source_map = self._resampler.source_map(warp, (h, w))
             image = self._resampler.remap(frame, warp, source_map)
             moved = np.clip(np.linalg.norm(warp.displacement, axis=2) / MOVED_PIXELS - 0.05, 0.0, 1.0)
             y0, y1, x0, x1 = self._resampler.region(warp, (h, w))
             mask[y0:y1, x0:x1] = self._resampler.upsample(cv2.dilate(moved, np.ones((3, 3), np.uint8)), warp, (h, w))
-        if scene.head is not None:
-            self._paint(image, mask, warp, source_map, scene, zoom)
+            head = None if scene.head is None else self._resampler.remap(scene.head, warp, source_map, cv2.BORDER_CONSTANT)
+        if head is not None:                            # the painted head goes where its pixels went
+            np.maximum(mask, head, out=mask)
         return RenderResult(image=image, mask=np.clip(mask, 0.0, 1.0).astype(np.float32), space="frame",
                             camera=camera)
 
-    def _paint(self, image: np.ndarray, mask: np.ndarray, warp: ViewWarp,
-               source_map: tuple[np.ndarray, np.ndarray] | None, scene: ClassicScene, zoom: float) -> None:
-        """Repaint the head in `image` (the view) in place with the style, blended by the head's weight there."""
-        h, w = image.shape[:2]
-        head, hair = scene.head, scene.hair
-        if source_map is not None:                  # the head's weight goes where its pixels went
-            head = self._resampler.remap(head, warp, source_map, cv2.BORDER_CONSTANT)
-            hair = self._resampler.remap(hair, warp, source_map, cv2.BORDER_CONSTANT)
-        y0, y1, x0, x1 = self._resampler.region(warp, (h, w))
-        rows, cols = np.nonzero(head[y0:y1, x0:x1] > 0.01)       # the head turns, so it lies in the warp's region
-        if rows.size == 0:
-            return
-        box = slice(y0 + rows.min(), y0 + rows.max() + 1), slice(x0 + cols.min(), x0 + cols.max() + 1)
-        weight = np.ascontiguousarray(head[box])
-        gh, gw = warp.grid_shape
-        normals = self._resampler.upsample(normals_from_depth(warp.depth, (w / gw, h / gh)), warp, (h, w))
-        normals = normals[box[0].start - y0:box[0].stop - y0, box[1].start - x0:box[1].stop - x0]
-        canvas = Canvas(rgb=np.ascontiguousarray(image[box]), weight=weight, hair=np.ascontiguousarray(hair[box]),
-                        normals=normals, uv=_crop_coordinates(scene.crop_matrix, box, source_map, warp, self._resampler,
-                                                              (h, w)),
-                        face_width=scene.proxy.face_width * zoom, detail=scene.detail)
-        styled = scene.style.data.apply(canvas)
-        image[box] = cv2.blendLinear(styled, canvas.rgb, weight, 1.0 - weight)
-        np.maximum(mask[box], weight, out=mask[box])
+
+def _paint(frame: np.ndarray, head: np.ndarray, hair: np.ndarray, proxy: DepthProxy, crop_matrix: np.ndarray,
+           style: Style, state: "_FaceState") -> np.ndarray:
+    """A copy of `frame` with the head painted in the style, blended by the head's weight. It is painted in the
+    source view, before any virtual camera: the studio's light and the style's marks belong to the head's world,
+    and every view of it shows the same statue."""
+    rows, cols = np.nonzero(head > 0.01)
+    if rows.size == 0:
+        return frame
+    h, w = frame.shape[:2]
+    box = slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1)
+    weight = np.ascontiguousarray(head[box])
+    rgb = np.ascontiguousarray(frame[box])
+    lum = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    gh, gw = proxy.u.shape
+    normals = _upsample_box(normals_from_depth(proxy.depth, (w / gw, h / gh)), (h, w), box)
+    ys, xs = np.mgrid[box[0], box[1]].astype(np.float32)
+    m = crop_matrix.astype(np.float32)
+    uv = np.dstack([m[0, 0] * xs + m[0, 1] * ys + m[0, 2], m[1, 0] * xs + m[1, 1] * ys + m[1, 2]])
+    detail, tone_range = state.measure(lum, weight, proxy.face_width)
+    canvas = Canvas(rgb=rgb, lum=lum, weight=weight, hair=np.ascontiguousarray(hair[box]), normals=normals, uv=uv,
+                    face_width=proxy.face_width, detail=detail, tone_range=tone_range)
+    styled = state.steady_paint(style.data.apply(canvas), box, crop_matrix, style.key)
+    painted = frame.copy()
+    painted[box] = cv2.blendLinear(styled, rgb, weight, 1.0 - weight)
+    return painted
+
+
+def _upsample_box(coarse: np.ndarray, shape: tuple[int, int], box: tuple[slice, slice]) -> np.ndarray:
+    """A field on the proxy's grid (cell centres as grid_centres) resampled at the pixels of `box`."""
+    gh, gw = coarse.shape[:2]
+    h, w = shape
+    ys, xs = np.mgrid[box[0], box[1]].astype(np.float32)
+    gx = (xs + 0.5) * (gw / w) - 0.5
+    gy = (ys + 0.5) * (gh / h) - 0.5
+    return cv2.remap(coarse, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 @dataclass
@@ -169,19 +183,63 @@ class _FaceState:
     """What the engine smooths over frames for one tracked face."""
 
     heads: HeadRegionTracker
-    detail: float | None = None
+    stats: np.ndarray | None = None     # detail contrast, lightness range (low, high)
+    shape: np.ndarray | None = None     # (478, 3) smoothed landmarks in aligned-crop units
+    painted: tuple[np.ndarray, tuple[int, int], np.ndarray, str] | None = None  # styled box, its corner, crop matrix, style
+    steady: bool = False                # the face's shape went on from the previous frame (no jump)
 
-    def detail_contrast(self, frame: np.ndarray, head: np.ndarray, face_width: float) -> float:
-        """The head's detail contrast (std of its band-passed lightness), smoothed over frames so the looks that
-        normalise by it don't pump."""
-        rows, cols = np.nonzero(head > 0.5)
-        if rows.size < 64:
-            return self.detail or 0.05
-        box = slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1)
-        lum = cv2.cvtColor(frame[box], cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-        spread = max(float(band_pass(lum, face_width / 150.0, face_width / 14.0)[head[box] > 0.5].std()), 0.01)
-        self.detail = spread if self.detail is None else DETAIL_SMOOTHING * self.detail + (1.0 - DETAIL_SMOOTHING) * spread
-        return self.detail
+    def steady_paint(self, styled: np.ndarray, box: tuple[slice, slice], crop_matrix: np.ndarray,
+                     style_key: str) -> np.ndarray:
+        """The styled head averaged with the previous frame's, carried over by the head's motion (both frames'
+        crop matrices), so the look's marks and highlights hold still instead of shimmering; a new face, a jump or
+        another style starts afresh."""
+        corner = (box[1].start, box[0].start)
+        previous, self.painted = self.painted, (styled, corner, crop_matrix, style_key)
+        if previous is None or not self.steady or previous[3] != style_key:
+            return styled
+        old, (ox, oy), old_matrix, _ = previous
+        # current box pixel → frame → crop (current matrix) → previous frame (previous matrix) → previous box pixel
+        to_frame = np.vstack([crop_matrix, [0.0, 0.0, 1.0]])
+        to_old = np.vstack([cv2.invertAffineTransform(old_matrix), [0.0, 0.0, 1.0]])
+        shift = np.array([[1.0, 0.0, corner[0]], [0.0, 1.0, corner[1]], [0.0, 0.0, 1.0]])
+        unshift = np.array([[1.0, 0.0, -ox], [0.0, 1.0, -oy], [0.0, 0.0, 1.0]])
+        carry = (unshift @ to_old @ to_frame @ shift)[:2]
+        h, w = styled.shape[:2]
+        carried = cv2.warpAffine(old, carry, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                 borderMode=cv2.BORDER_REPLICATE)
+        blended = cv2.addWeighted(carried, PAINT_SMOOTHING, styled, 1.0 - PAINT_SMOOTHING, 0.0)
+        self.painted = (blended, corner, crop_matrix, style_key)
+        return blended
+
+    def steady_landmarks(self, landmarks: np.ndarray, crop_matrix: np.ndarray) -> np.ndarray:
+        """The landmarks with their frame-to-frame jitter smoothed away: averaged over frames in the aligned crop's
+        coordinates (which follow the head), so the head's motion is not smoothed, only the face's shape — whose
+        jitter would otherwise make the statues' light and highlights shimmer."""
+        linear, offset = crop_matrix[:, :2], crop_matrix[:, 2]
+        scale = float(np.sqrt(abs(np.linalg.det(linear))))
+        if landmarks.shape != (478, 3) or not np.isfinite(landmarks).all() or scale <= 0:
+            return landmarks
+        shape = np.hstack([landmarks[:, :2] @ linear.T + offset, landmarks[:, 2:] * scale])
+        previous = self.shape
+        self.steady = previous is not None and np.abs(shape[:, :2] - previous[:, :2]).mean() < SHAPE_JUMP
+        if self.steady:
+            shape = SHAPE_SMOOTHING * previous + (1.0 - SHAPE_SMOOTHING) * shape
+        self.shape = shape
+        xy = (shape[:, :2] - offset) @ np.linalg.inv(linear).T
+        return np.hstack([xy, shape[:, 2:] / scale])
+
+    def measure(self, lum: np.ndarray, weight: np.ndarray, face_width: float) -> tuple[float, tuple[float, float]]:
+        """The head's detail contrast (std of its band-passed lightness) and lightness range (3rd–97th
+        percentile), smoothed over frames so the looks that normalise by them don't pump."""
+        inner = weight > 0.5
+        if inner.sum() >= 64:
+            spread = max(float(band_pass(lum, face_width / 150.0, face_width / 14.0)[inner].std()), 0.01)
+            values = lum[inner]
+            lo, hi = np.percentile(values[:: max(1, values.size // 4000)], (3, 97))
+            now = np.array([spread, lo, hi])
+            self.stats = now if self.stats is None else STATS_SMOOTHING * self.stats + (1.0 - STATS_SMOOTHING) * now
+        spread, lo, hi = self.stats if self.stats is not None else (0.05, 0.0, 1.0)
+        return float(spread), (float(lo), float(max(hi, lo + 0.05)))
 
 
 def _in_frame(region: HeadRegion, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -193,17 +251,3 @@ def _in_frame(region: HeadRegion, shape: tuple[int, int]) -> tuple[np.ndarray, n
         full[y0:y1, x0:x1] = values
         out.append(full)
     return out[0], out[1]
-
-
-def _crop_coordinates(crop_matrix: np.ndarray, box: tuple[slice, slice], source_map, warp: ViewWarp,
-                      resampler: FrameResampler, shape: tuple[int, int]) -> np.ndarray:
-    """(h, w, 2) aligned-crop coordinates of the head's points seen at each pixel of `box` (textures stick)."""
-    if source_map is None:
-        xs, ys = np.meshgrid(np.arange(box[1].start, box[1].stop, dtype=np.float32),
-                             np.arange(box[0].start, box[0].stop, dtype=np.float32))
-    else:
-        y0, _, x0, _ = resampler.region(warp, shape)
-        inner = slice(box[0].start - y0, box[0].stop - y0), slice(box[1].start - x0, box[1].stop - x0)
-        xs, ys = source_map[0][inner], source_map[1][inner]
-    m = crop_matrix.astype(np.float32)
-    return np.dstack([m[0, 0] * xs + m[0, 1] * ys + m[0, 2], m[1, 0] * xs + m[1, 1] * ys + m[1, 2]])

@@ -153,7 +153,9 @@ def _cut_to_head(person: np.ndarray, square: np.ndarray, lm: np.ndarray, width: 
     neck *= (1.0 - smoothstep((below - COLLAR + FADE) / FADE)) * (1.0 - smoothstep((across - NECK_HALF_WIDTH + FADE) / FADE))
     # Hair hanging beside the neck: a band of hair from the temples down past the chin (short hair has none).
     beside = (across > JAW_REACH - FADE) & (across < SIDE_REACH)
-    hanging = _coloured_like(bins, hair, [skin, clothes], people & beside & (below > -0.9) & (below < HAIR_REACH),
+    # told apart from the clothes; with no clothes in view, from the skin (bare shoulders)
+    unlike = clothes if clothes.sum() >= MIN_SAMPLES else skin
+    hanging = _coloured_like(bins, hair, [unlike], people & beside & (below > -0.9) & (below < HAIR_REACH),
                              seeds=people & beside & (below < -0.6))
     hanging *= 1.0 - smoothstep((below - HAIR_REACH + FADE) / FADE)
     weight = np.clip(person * np.maximum.reduce([head, neck, hanging]), 0.0, 1.0).astype(np.float32)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-KEY_LIGHT = np.array([-0.5, -0.55, -0.67]) / np.linalg.norm([-0.5, -0.55, -0.67])  # upper left, in front
+KEY_LIGHT = np.array([-0.35, -0.45, -0.82]) / np.linalg.norm([-0.35, -0.45, -0.82])  # upper left, in front
 VIEWER = np.array([0.0, 0.0, -1.0])
 
 

@@ -20,18 +20,17 @@ from stages.edit.classic.shading import KEY_LIGHT, band_pass, cavities, facing, 
 
 @dataclass
 class Canvas:
-    """What a look paints on: the head's box in the virtual view, and what is known about each pixel there."""
+    """What a look paints on: the head's box in the frame, and what is known about each pixel there."""
 
-    rgb: np.ndarray                 # (h, w, 3) uint8, the view after the virtual camera
+    rgb: np.ndarray                 # (h, w, 3) uint8
+    lum: np.ndarray                 # (h, w) float32 in [0, 1]: its lightness (grey)
     weight: np.ndarray              # (h, w) float32 in [0, 1]: the head (face, hair, ears, neck)
     hair: np.ndarray                # (h, w) float32: the part of the head that is not skin (the hair)
-    normals: np.ndarray             # (h, w, 3) the depth proxy's unit normals in the view
+    normals: np.ndarray             # (h, w, 3) the depth proxy's unit normals
     uv: np.ndarray                  # (h, w, 2) float32 aligned-crop coordinates of each pixel's point on the head
-    face_width: float               # pixels, in the view
+    face_width: float               # pixels
     detail: float                   # the head's detail contrast (std of band-passed lightness), smoothed over frames
-
-    def luminance(self) -> np.ndarray:
-        return cv2.cvtColor(self.rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    tone_range: tuple[float, float] = (0.0, 1.0)  # the head's lightness range (low, high), smoothed over frames
 
 
 @dataclass(frozen=True)
@@ -69,49 +68,81 @@ def carved_height(c: Canvas, lum: np.ndarray, face_scale: tuple[float, float] = 
     return np.clip(height / max(c.detail, 1e-3), -3.0, 3.0)
 
 
-def _sculpt(c: Canvas, lum: np.ndarray, depth_gain: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(normals with the carved relief, ambient occlusion in [0, 1], the carved height)."""
-    height = carved_height(c, lum)
-    normals = relief(c.normals, height, gain=depth_gain * c.face_width / 60.0)
+def smoothed_lightness(c: Canvas) -> np.ndarray:
+    """The head's lightness without the camera's noise, edges kept (a guided filter): cast metal and carved
+    stone are smooth, and noise amplified into relief and highlights would shimmer from frame to frame."""
+    radius = max(2, round(c.face_width / 50.0))
+    return cv2.ximgproc.guidedFilter(c.lum, c.lum, radius, 2e-3)
+
+
+@dataclass
+class Sculpture:
+    """The head as a carved surface: normals with the fine relief (diffuse light), normals with only the broad
+    forms (highlights and reflections, which fine relief would make sparkle), ambient occlusion, and the
+    picture's smoothed lightness."""
+
+    normals: np.ndarray
+    broad: np.ndarray
+    occlusion: np.ndarray
+    lum: np.ndarray
+
+
+def sculpt(c: Canvas, depth_gain: float) -> Sculpture:
+    lum = smoothed_lightness(c)
+    gain = depth_gain * c.face_width / 60.0
+    normals = relief(c.normals, carved_height(c, lum), gain)
+    broad = relief(c.normals, carved_height(c, lum, face_scale=(40.0, 10.0), hair_scale=(40.0, 12.0)), gain)
     occlusion = 1.0 - 0.65 * cavities(lum, c.face_width / 14.0, c.detail)
-    return normals, occlusion, height
+    return Sculpture(normals, broad, occlusion, lum)
 
 
 def _metal(p: Preset, c: Canvas) -> np.ndarray:
-    lum = c.luminance()
-    normals, occlusion, height = _sculpt(c, lum, depth_gain=0.35)
+    """Cast metal: the person's own light and shade (their features, so they stay recognisable from every side)
+    in the metal's colours, lit again by the studio — the carved relief's diffuse light and occlusion, and the
+    reflection of the soft box with its highlights."""
+    s = sculpt(c, depth_gain=0.35)
     dark, light, high = (np.array(v, np.float32) for v in (p.dark, p.light, p.highlight))
-    diffuse = lambert(normals)[..., None]
-    body = dark + (light - dark) * (0.2 + 0.8 * diffuse)
+    tone = PICTURE_SHARE * _own_tone(s.lum, c) + (1.0 - PICTURE_SHARE) * lambert(s.normals)
+    body = dark + (light - dark) * tone[..., None]
     # Schlick's Fresnel for a metal: its own colour head-on, white at grazing angles
-    grazing = (1.0 - facing(normals))[..., None] ** 5
-    mirror = (light + (1.0 - light) * grazing) * studio(normals)[..., None]
-    shine = p.gloss * specular(normals, p.shininess)[..., None] * high
-    patina = 1.0 - 0.12 * textures.sample(textures.turbulence(5), c.uv)[..., None]   # uneven casting
-    colour = ((1.0 - p.reflect) * body + p.reflect * mirror) * patina
-    return _to_uint8(colour * occlusion[..., None] + shine * occlusion[..., None])
+    grazing = (1.0 - facing(s.broad))[..., None] ** 5
+    mirror = (light + (1.0 - light) * grazing) * studio(s.broad)[..., None]
+    shine = p.gloss * specular(s.broad, p.shininess)[..., None] * high
+    patina = 1.0 - 0.1 * textures.sample(textures.turbulence(5), c.uv)[..., None]   # uneven casting
+    colour = ((1.0 - p.reflect) * body + p.reflect * mirror * (0.5 + tone[..., None])) * patina
+    return _to_uint8((colour + shine) * s.occlusion[..., None])
+
+
+PICTURE_SHARE = 0.55                # share of a statue's tone that is the person's own light and shade
+
+
+def _own_tone(lum: np.ndarray, c: Canvas) -> np.ndarray:
+    """The picture's lightness on the head, normalised to [0, 1] by its range (dim and bright video alike)."""
+    lo, hi = c.tone_range
+    return np.clip((lum - lo) / (hi - lo), 0.0, 1.0)
 
 
 def _stone(p: Preset, c: Canvas) -> np.ndarray:
-    """Matte stone: soft light wrapping round the form (a little subsurface), carved features, veins or grain."""
-    lum = c.luminance()
-    normals, occlusion, height = _sculpt(c, lum, depth_gain=0.25)
+    """Matte stone: the person's own light and shade with soft light wrapping round the form (a little subsurface),
+    carved features, veins or grain."""
+    s = sculpt(c, depth_gain=0.25)
+    normals = s.normals
     if p.grain:
         normals = relief(normals, p.grain * textures.sample(textures.noise(9, 2.0), c.uv), gain=1.0)
     wrap = np.clip((normals @ KEY_LIGHT.astype(np.float32) + 0.35) / 1.35, 0.0, 1.0)
-    tone = (0.28 + 0.72 * wrap) * occlusion
+    tone = (0.3 + 0.7 * (PICTURE_SHARE * _own_tone(s.lum, c) + (1.0 - PICTURE_SHARE) * wrap)) * s.occlusion
     dark, light, high = (np.array(v, np.float32) for v in (p.dark, p.light, p.highlight))
     colour = dark + (light - dark) * tone[..., None]
     if p.veins:
         colour *= (1.0 - p.veins * textures.sample(textures.veins(), c.uv))[..., None]
-    colour += p.gloss * specular(normals, p.shininess)[..., None] * high
+    colour += p.gloss * specular(s.broad, p.shininess)[..., None] * high
     return _to_uint8(colour)
 
 
 def _sketch(p: Preset, c: Canvas) -> np.ndarray:
     """Graphite on paper (after Lu et al.'s pencil drawing): XDoG contours over a lightened tone drawn with pencil
     strokes — noise stuck to the face, smeared along the forms' flow — that darken only where the picture is dark."""
-    lum = c.luminance()
+    lum = c.lum
     w = c.face_width
     lines = npr.xdog(lum, sigma=max(0.7, w / 150.0), sharpness=30.0, threshold=-0.1)
     tone = cv2.GaussianBlur(lum, (0, 0), max(1.0, w / 80.0))
@@ -143,7 +174,7 @@ def _cartoon(p: Preset, c: Canvas) -> np.ndarray:
     lab[..., 0] = 255.0 * npr.soft_quantize(lab[..., 0] / 255.0, 6, sharpness=3.0)
     lab[..., 1:] = 128.0 + 1.35 * (lab[..., 1:] - 128.0)                      # cartoon colours are saturated
     colour = cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB).astype(np.float32) / 255.0
-    lines = npr.xdog(cv2.GaussianBlur(c.luminance(), (0, 0), max(0.5, c.face_width / 200.0)),
+    lines = npr.xdog(cv2.GaussianBlur(c.lum, (0, 0), max(0.5, c.face_width / 200.0)),
                      sigma=max(0.8, c.face_width / 90.0), sharpness=40.0, threshold=-0.2)
     return _to_uint8(colour * (0.05 + 0.95 * lines)[..., None])
 
@@ -181,13 +212,13 @@ _LOOKS = {"metal": _metal, "stone": _stone, "sketch": _sketch, "cartoon": _carto
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("bronze statue", "metal", dark=(0.10, 0.05, 0.02), light=(0.72, 0.45, 0.22),
-           highlight=(1.0, 0.82, 0.55), gloss=0.5, shininess=24.0, reflect=0.45),
-    Preset("golden statue", "metal", dark=(0.30, 0.18, 0.02), light=(1.0, 0.78, 0.28),
-           highlight=(1.0, 0.95, 0.7), gloss=0.6, shininess=30.0, reflect=0.55),
-    Preset("silver statue", "metal", dark=(0.14, 0.15, 0.17), light=(0.82, 0.84, 0.88),
-           highlight=(1.0, 1.0, 1.0), gloss=0.6, shininess=36.0, reflect=0.6),
+           highlight=(1.0, 0.82, 0.55), gloss=0.45, shininess=18.0, reflect=0.45),
+    Preset("golden statue", "metal", dark=(0.30, 0.19, 0.03), light=(1.0, 0.80, 0.32),
+           highlight=(1.0, 0.95, 0.7), gloss=0.35, shininess=18.0, reflect=0.4),
+    Preset("silver statue", "metal", dark=(0.16, 0.17, 0.19), light=(0.80, 0.82, 0.86),
+           highlight=(1.0, 1.0, 1.0), gloss=0.35, shininess=18.0, reflect=0.5),
     Preset("marble", "stone", dark=(0.38, 0.37, 0.36), light=(0.97, 0.96, 0.93),
-           highlight=(1.0, 1.0, 1.0), gloss=0.1, shininess=14.0, veins=0.22),
+           highlight=(1.0, 1.0, 1.0), gloss=0.05, shininess=12.0, veins=0.1),
     Preset("terracotta", "stone", dark=(0.25, 0.09, 0.04), light=(0.84, 0.48, 0.30),
            highlight=(1.0, 0.8, 0.7), gloss=0.03, shininess=8.0, grain=0.35),
     Preset("pencil sketch", "sketch", light=(0.97, 0.95, 0.9)),

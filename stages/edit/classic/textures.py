@@ -38,7 +38,7 @@ def veins(seed: int = 3) -> np.ndarray:
     """Marble: a few thin grey veins meandering diagonally, fading in and out, in [0, 1] (1 on a vein)."""
     ys, xs = np.mgrid[0:SIDE, 0:SIDE].astype(np.float32) / SIDE
     phase = 2.0 * (xs + ys) + 0.6 * turbulence(seed)                  # whole periods across: still tileable
-    vein = np.exp(-(np.sin(np.pi * phase) / 0.06) ** 2)
+    vein = np.exp(-(np.sin(np.pi * phase) / 0.1) ** 2)             # a few crop pixels wide: no shimmer
     presence = np.clip(0.5 + 0.6 * noise(seed + 7, 60.0), 0.0, 1.0)
     return (vein * presence).astype(np.float32)
 

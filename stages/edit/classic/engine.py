@@ -27,6 +27,7 @@ MAX_FACES = 8                       # tracked faces whose smoothing state is kep
 SHAPE_SMOOTHING = 0.5               # weight of the previous frames in the face's (landmarks') shape
 SHAPE_JUMP = 12.0                   # crop pixels: a face whose landmarks move more than this (mean) starts afresh
 PAINT_SMOOTHING = 0.4               # weight of the previous frame's styled head, carried over by the head's motion
+PAINT_FACE_WIDTH = 90.0             # pixels: bigger faces are painted at this face width, then scaled back
 
 
 @dataclass
@@ -145,37 +146,79 @@ def _paint(frame: np.ndarray, head: np.ndarray, hair: np.ndarray, proxy: DepthPr
            style: Style, state: "_FaceState") -> np.ndarray:
     """A copy of `frame` with the head painted in the style, blended by the head's weight. It is painted in the
     source view, before any virtual camera: the studio's light and the style's marks belong to the head's world,
-    and every view of it shows the same statue."""
-    rows, cols = np.nonzero(head > 0.01)
-    if rows.size == 0:
+    and every view of it shows the same statue. A big face is painted at a working size (the looks' forms are
+    broad) and scaled back, its finest detail given back where the look keeps it."""
+    box = _bounding_box(head > 0.01)
+    if box is None:
         return frame
-    h, w = frame.shape[:2]
-    box = slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1)
-    weight = np.ascontiguousarray(head[box])
-    rgb = np.ascontiguousarray(frame[box])
-    lum = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-    gh, gw = proxy.u.shape
-    normals = _upsample_box(normals_from_depth(proxy.depth, (w / gw, h / gh)), (h, w), box)
-    ys, xs = np.mgrid[box[0], box[1]].astype(np.float32)
-    m = crop_matrix.astype(np.float32)
-    uv = np.dstack([m[0, 0] * xs + m[0, 1] * ys + m[0, 2], m[1, 0] * xs + m[1, 1] * ys + m[1, 2]])
-    detail, tone_range = state.measure(lum, weight, proxy.face_width)
-    canvas = Canvas(rgb=rgb, lum=lum, weight=weight, hair=np.ascontiguousarray(hair[box]), normals=normals, uv=uv,
-                    face_width=proxy.face_width, detail=detail, tone_range=tone_range)
-    styled = state.steady_paint(style.data.apply(canvas), box, crop_matrix, style.key)
+    y0, x0 = box[0].start, box[1].start
+    rgb, weight = frame[box], np.ascontiguousarray(head[box])
+    scale = min(1.0, PAINT_FACE_WIDTH / proxy.face_width)
+    full = (rgb.shape[1], rgb.shape[0])
+    size = (max(1, round(full[0] * scale)), max(1, round(full[1] * scale))) if scale < 1.0 else full
+    shrink = (lambda a: cv2.resize(a, size, interpolation=cv2.INTER_LINEAR)) if scale < 1.0 else np.ascontiguousarray
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if scale < 1.0 else np.ascontiguousarray(rgb)
+    lum = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    # working pixel (i, j) ↔ frame pixel (x0 + (j + 0.5) / s - 0.5, y0 + (i + 0.5) / s - 0.5), s = size / full
+    sx, sy = size[0] / full[0], size[1] / full[1]
+    to_frame = np.array([[1.0 / sx, 0.0, x0 + 0.5 / sx - 0.5], [0.0, 1.0 / sy, y0 + 0.5 / sy - 0.5]])
+    detail, tone_range = state.measure(lum, shrink(weight), proxy.face_width * scale)
+    canvas = Canvas(rgb=small, lum=lum, weight=shrink(weight), hair=shrink(np.ascontiguousarray(hair[box])),
+                    normals=_proxy_normals(proxy, frame.shape[:2], to_frame, size),
+                    uv=_crop_coordinates(crop_matrix, to_frame, size), face_width=proxy.face_width * scale,
+                    detail=detail, tone_range=tone_range)
+    styled = state.steady_paint(style.data.apply(canvas), to_frame, crop_matrix, style.key)
+    if scale < 1.0:
+        styled = cv2.resize(styled, full, interpolation=cv2.INTER_LINEAR)
+        fine = getattr(style.data, "fine_detail", 0.0)
+        if fine:
+            grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+            lost = grey - cv2.resize(lum, full, interpolation=cv2.INTER_LINEAR) * 255.0
+            styled = np.clip(styled + fine * lost[..., None], 0, 255).astype(np.uint8)
     painted = frame.copy()
-    painted[box] = cv2.blendLinear(styled, rgb, weight, 1.0 - weight)
+    painted[box] = cv2.blendLinear(styled, np.ascontiguousarray(rgb), weight, 1.0 - weight)
     return painted
 
 
-def _upsample_box(coarse: np.ndarray, shape: tuple[int, int], box: tuple[slice, slice]) -> np.ndarray:
-    """A field on the proxy's grid (cell centres as grid_centres) resampled at the pixels of `box`."""
-    gh, gw = coarse.shape[:2]
+def _bounding_box(mask: np.ndarray, step: int = 4) -> tuple[slice, slice] | None:
+    """The slices bounding `mask`'s True pixels (looked for every `step` pixels, then widened by a step)."""
+    coarse = mask[::step, ::step]
+    rows, cols = np.flatnonzero(coarse.any(1)), np.flatnonzero(coarse.any(0))
+    if rows.size == 0:
+        return None
+    h, w = mask.shape
+    return (slice(max(0, (rows[0] - 1) * step), min(h, (rows[-1] + 2) * step)),
+            slice(max(0, (cols[0] - 1) * step), min(w, (cols[-1] + 2) * step)))
+
+
+def _proxy_normals(proxy: DepthProxy, shape: tuple[int, int], to_frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The proxy's normals at the working pixels (`to_frame`: working pixel → frame pixel), linearly interpolated
+    between its cells (centred as in depth_proxy.grid_centres)."""
+    gh, gw = proxy.u.shape
     h, w = shape
-    ys, xs = np.mgrid[box[0], box[1]].astype(np.float32)
-    gx = (xs + 0.5) * (gw / w) - 0.5
-    gy = (ys + 0.5) * (gh / h) - 0.5
-    return cv2.remap(coarse, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    coarse = normals_from_depth(proxy.depth, (w / gw, h / gh))
+    to_grid = np.array([[gw / w, 0.0, 0.5 * gw / w - 0.5], [0.0, gh / h, 0.5 * gh / h - 0.5]])
+    working_to_grid = to_grid[:, :2] @ to_frame
+    working_to_grid[:, 2] += to_grid[:, 2]
+    return cv2.warpAffine(coarse, working_to_grid, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def _affine(*matrices: np.ndarray) -> np.ndarray:
+    """The composition of 2×3 affine maps, applied right to left."""
+    out = np.eye(3)
+    for m in matrices:
+        out = out @ np.vstack([m, [0.0, 0.0, 1.0]])
+    return out[:2]
+
+
+def _crop_coordinates(crop_matrix: np.ndarray, to_frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(h, w, 2) float32 aligned-crop coordinates of the working pixels (textures stick to the face)."""
+    m = crop_matrix[:, :2] @ to_frame
+    m[:, 2] += crop_matrix[:, 2]
+    j = np.arange(size[0], dtype=np.float32)[None, :]
+    i = np.arange(size[1], dtype=np.float32)[:, None]
+    return np.dstack([m[0, 0] * j + m[0, 1] * i + m[0, 2], m[1, 0] * j + m[1, 1] * i + m[1, 2]]).astype(np.float32)
 
 
 @dataclass
@@ -188,27 +231,23 @@ class _FaceState:
     painted: tuple[np.ndarray, tuple[int, int], np.ndarray, str] | None = None  # styled box, its corner, crop matrix, style
     steady: bool = False                # the face's shape went on from the previous frame (no jump)
 
-    def steady_paint(self, styled: np.ndarray, box: tuple[slice, slice], crop_matrix: np.ndarray,
+    def steady_paint(self, styled: np.ndarray, to_frame: np.ndarray, crop_matrix: np.ndarray,
                      style_key: str) -> np.ndarray:
-        """The styled head averaged with the previous frame's, carried over by the head's motion (both frames'
-        crop matrices), so the look's marks and highlights hold still instead of shimmering; a new face, a jump or
-        another style starts afresh."""
-        corner = (box[1].start, box[0].start)
-        previous, self.painted = self.painted, (styled, corner, crop_matrix, style_key)
+        """The styled head (`to_frame`: its pixels → frame pixels) averaged with the previous frame's, carried over
+        by the head's motion (both frames' crop matrices), so the look's marks and highlights hold still instead of
+        shimmering; a new face, a jump or another style starts afresh."""
+        previous, self.painted = self.painted, (styled, to_frame, crop_matrix, style_key)
         if previous is None or not self.steady or previous[3] != style_key:
             return styled
-        old, (ox, oy), old_matrix, _ = previous
-        # current box pixel → frame → crop (current matrix) → previous frame (previous matrix) → previous box pixel
-        to_frame = np.vstack([crop_matrix, [0.0, 0.0, 1.0]])
-        to_old = np.vstack([cv2.invertAffineTransform(old_matrix), [0.0, 0.0, 1.0]])
-        shift = np.array([[1.0, 0.0, corner[0]], [0.0, 1.0, corner[1]], [0.0, 0.0, 1.0]])
-        unshift = np.array([[1.0, 0.0, -ox], [0.0, 1.0, -oy], [0.0, 0.0, 1.0]])
-        carry = (unshift @ to_old @ to_frame @ shift)[:2]
+        old, old_to_frame, old_matrix, _ = previous
+        # this frame's styled pixel → frame → aligned crop → the previous frame → its styled pixel
+        carry = _affine(cv2.invertAffineTransform(old_to_frame), cv2.invertAffineTransform(old_matrix),
+                        crop_matrix, to_frame)
         h, w = styled.shape[:2]
         carried = cv2.warpAffine(old, carry, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                  borderMode=cv2.BORDER_REPLICATE)
         blended = cv2.addWeighted(carried, PAINT_SMOOTHING, styled, 1.0 - PAINT_SMOOTHING, 0.0)
-        self.painted = (blended, corner, crop_matrix, style_key)
+        self.painted = (blended, to_frame, crop_matrix, style_key)
         return blended
 
     def steady_landmarks(self, landmarks: np.ndarray, crop_matrix: np.ndarray) -> np.ndarray:

@@ -31,7 +31,9 @@ FADE = 0.12                         # soft edges of the cut, in face units
 ODDS = (0.55, 0.8)                  # a colour's share in the wanted region's histogram: not it … surely it
 MIN_SAMPLES = 32                    # pixels a colour histogram needs
 SMOOTHING = 0.5                     # weight of the previous frame's region (motion-compensated)
+CUT_SIDE = INPUT_SIDE // 2          # the cut is worked out at this size
 JUMP = 0.35                         # a square moving by this many face widths between frames is a cut
+SEGMENT_EVERY = 2                   # segment every Nth frame; in between, the last region follows the head
 
 
 @dataclass
@@ -76,51 +78,81 @@ def square_matrix(landmarks: np.ndarray, side: int = INPUT_SIDE) -> tuple[np.nda
 
 
 class HeadRegionTracker:
-    """Frames and landmarks in, `HeadRegion`s out; keeps the previous region for temporal smoothing."""
+    """Frames and landmarks in, `HeadRegion`s out; keeps the previous region for temporal smoothing, and between
+    segmentations (every `every` frames) carries it along with the head."""
 
-    def __init__(self, segmenter: PersonSegmenter, smoothing: float = SMOOTHING):
+    def __init__(self, segmenter: PersonSegmenter, smoothing: float = SMOOTHING, every: int = SEGMENT_EVERY):
         self.segmenter = segmenter
         self.smoothing = smoothing
+        self.every = every
         self._previous: HeadRegion | None = None
+        self._count = 0
 
     def reset(self) -> None:
         self._previous = None
 
     def __call__(self, frame: np.ndarray, landmarks: np.ndarray) -> HeadRegion:
         matrix, width = square_matrix(landmarks)
+        self._count += 1
+        carried = self._carried(matrix, width) if self._count % self.every else None
+        if carried is not None:                # between segmentations the last region follows the head
+            return carried
         side = INPUT_SIDE
         square = cv2.warpAffine(frame, matrix, (side, side), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
         inside = cv2.warpAffine(np.ones(frame.shape[:2], np.float32), matrix, (side, side), flags=cv2.INTER_LINEAR)
         person = self.segmenter.segment(square) * inside            # nothing of the person beyond the frame
-        lm = landmarks[:, :2] @ matrix[:, :2].T + matrix[:, 2]             # landmarks in square pixels
-        weight, skin = _cut_to_head(person, square, lm, width * matrix[0, 0])
+        # The cut is worked out at half size (its colours and shapes are broad) and applied to the full-size
+        # person mask, whose edge is the hair's.
+        half = (CUT_SIDE, CUT_SIDE)
+        lm = (landmarks[:, :2] @ matrix[:, :2].T + matrix[:, 2]) * (CUT_SIDE / side)   # landmarks in cut pixels
+        cut, skin = _cut_to_head(cv2.resize(person, half, interpolation=cv2.INTER_AREA),
+                                 cv2.resize(square, half, interpolation=cv2.INTER_AREA), lm,
+                                 width * matrix[0, 0] * CUT_SIDE / side)
+        weight = person * cv2.resize(cut, (side, side), interpolation=cv2.INTER_LINEAR)
+        skin = weight * cv2.resize(skin, (side, side), interpolation=cv2.INTER_LINEAR)
         region = HeadRegion(weight=weight, hair=np.clip(weight - skin, 0.0, 1.0), matrix=matrix, face_width=width)
         return self._smoothed(region)
 
-    def _smoothed(self, region: HeadRegion) -> HeadRegion:
-        previous, self._previous = self._previous, region
-        if previous is None or self.smoothing <= 0:
-            return region
-        # previous square → current square: both are scale + translation of the frame
-        relative = region.matrix[:, :2] @ np.linalg.inv(previous.matrix[:, :2])
-        offset = region.matrix[:, 2] - relative @ previous.matrix[:, 2]
-        moved = np.hypot(*(offset + relative @ np.full(2, INPUT_SIDE / 2) - INPUT_SIDE / 2)) / region.matrix[0, 0]
-        if moved > JUMP * region.face_width or not 0.7 < relative[0, 0] < 1.4:
-            return region
-        to_current = np.hstack([relative, offset[:, None]])
+    def _moved_here(self, matrix: np.ndarray, width: float) -> np.ndarray | None:
+        """The previous square → this square (both scale + translation of the frame), or None after a cut."""
+        previous = self._previous
+        if previous is None:
+            return None
+        relative = matrix[:, :2] @ np.linalg.inv(previous.matrix[:, :2])
+        offset = matrix[:, 2] - relative @ previous.matrix[:, 2]
+        moved = np.hypot(*(offset + relative @ np.full(2, INPUT_SIDE / 2) - INPUT_SIDE / 2)) / matrix[0, 0]
+        if moved > JUMP * width or not 0.7 < relative[0, 0] < 1.4:
+            return None
+        return np.hstack([relative, offset[:, None]])
+
+    def _carry(self, field: str, to_current: np.ndarray) -> np.ndarray:
         side = INPUT_SIDE
-        a = self.smoothing
-        for name in ("weight", "hair"):
-            old = cv2.warpAffine(getattr(previous, name), to_current, (side, side), flags=cv2.INTER_LINEAR,
-                                 borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-            setattr(region, name, (a * old + (1 - a) * getattr(region, name)).astype(np.float32))
+        return cv2.warpAffine(getattr(self._previous, field), to_current, (side, side), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+    def _carried(self, matrix: np.ndarray, width: float) -> HeadRegion | None:
+        """The previous region moved with the head to this frame's square (None: there is none to carry)."""
+        to_current = self._moved_here(matrix, width)
+        if to_current is None:
+            return None
+        region = HeadRegion(weight=self._carry("weight", to_current), hair=self._carry("hair", to_current),
+                            matrix=matrix, face_width=width)
+        self._previous = region
+        return region
+
+    def _smoothed(self, region: HeadRegion) -> HeadRegion:
+        to_current = self._moved_here(region.matrix, region.face_width) if self.smoothing > 0 else None
+        if to_current is not None:
+            a = self.smoothing
+            for name in ("weight", "hair"):
+                setattr(region, name, (a * self._carry(name, to_current) + (1 - a) * getattr(region, name)).astype(np.float32))
         self._previous = region
         return region
 
 
 def _cut_to_head(person: np.ndarray, square: np.ndarray, lm: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
-    """(weight, skin): the person mask cut to the head, and its skin (the face's landmark hull and the neck),
-    square pixels."""
+    """(cut, skin) in [0, 1] on the square: which of the person is head, and which of the head is skin (the face's
+    landmark hull and the neck)."""
     side = person.shape[0]
     up = lm[FOREHEAD] - lm[CHIN]
     height = max(float(np.linalg.norm(up)), 1.0)
@@ -158,10 +190,9 @@ def _cut_to_head(person: np.ndarray, square: np.ndarray, lm: np.ndarray, width: 
     hanging = _coloured_like(bins, hair, [unlike], people & beside & (below > -0.9) & (below < HAIR_REACH),
                              seeds=people & beside & (below < -0.6))
     hanging *= 1.0 - smoothstep((below - HAIR_REACH + FADE) / FADE)
-    weight = np.clip(person * np.maximum.reduce([head, neck, hanging]), 0.0, 1.0).astype(np.float32)
-    skin_part = np.maximum(face.astype(np.float32), neck)
-    skin_part = cv2.GaussianBlur(skin_part, (0, 0), 0.02 * width + 0.5) * weight
-    return weight, skin_part
+    cut = np.clip(np.maximum.reduce([head, neck, hanging]), 0.0, 1.0).astype(np.float32)
+    skin_part = cv2.GaussianBlur(np.maximum(face.astype(np.float32), neck), (0, 0), 0.02 * width + 0.5)
+    return cut, skin_part
 
 
 def plain_skin(square: np.ndarray, hull: np.ndarray) -> np.ndarray:

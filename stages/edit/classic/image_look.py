@@ -72,6 +72,7 @@ class ImageLook:
     texture: np.ndarray             # (SIDE, SIDE) float32 tileable fine detail of the prompt, Lab L units
     smoothness: float               # 0 (grain, paint, stone) … 1 (a clean render): how much to smooth the head
     grain: float                    # std of the prompt's fine detail on its subject, Lab L units
+    fine_detail = 0.5                # the picture's finest detail given back after painting at a working size
 
     @classmethod
     def from_image(cls, rgb: np.ndarray, parts: PromptParts | None = None) -> "ImageLook":

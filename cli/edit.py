@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aligned", action="store_true", help="the image is already an EG3D-aligned 512² crop")
     parser.add_argument("--face-model", help="face_landmarker.task (default: $LIVE3DPE_FACE_MODEL, cache, download)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"), help="autocast on CUDA")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"), help="autocast (fp16 on CUDA; bf16 also on CPU)")
     parser.add_argument("--stochastic", action="store_true", help="the official stochastic mode (dropout, random rays)")
 
 

@@ -13,7 +13,6 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
 
 from pipeline.errors import UserError
 
@@ -70,6 +69,7 @@ def download_verified(url: str, target: Path, sha256: str | None, what: str, tim
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response:
                 size = int(response.headers.get("Content-Length") or 0) or None
+                from tqdm import tqdm          # only when downloading: GPU benchmark machines have no tqdm
                 with tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=what, leave=False) as bar:
                     while chunk := response.read(1 << 20):
                         tmp.write(chunk)

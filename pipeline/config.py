@@ -92,7 +92,11 @@ class EngineConfig:
     weights: str | None = None      # path to 3dpe.pt (3dpe engine)
     random_weights: bool = False    # benchmarks/tests only; output is labelled
     device: str = "auto"            # "auto", "cpu", "cuda", "cuda:1"
-    precision: str = "fp32"         # "fp32", "fp16", "bf16" (CUDA autocast)
+    precision: str = "fp32"         # "fp32", "fp16", "bf16" (autocast)
+    backend: str = "torch"          # 3dpe: "torch", "onnxruntime", "tensorrt" (threedpe.backends)
+    accel: str = "eager"            # 3dpe torch backend: "eager", "cuda-graphs", "compile"
+    max_batch: int = 1              # 3dpe: streams sharing the model batch their crops and renders up to this
+    onnx_dir: str | None = None     # 3dpe exported backends: the ONNX export folder (default: the cache)
     triplane_ema: float = 0.6       # 3dpe: weight of the previous triplane (0 = off)
     trust_pickle: bool = False
     segmenter_model: str | None = None  # classic: selfie_segmenter.tflite (None: env var, cache or download)

@@ -63,17 +63,21 @@ class StreamHandoff:
 
 def gpu_tensors(packet: FramePacket) -> list[Any]:
     """Tensors a packet hands on: each edited face's `scene` when it is a tensor, or the tensor fields of a
-    dataclass/dict scene."""
-    values = []
-    for scene in (edit.scene for edit in packet.edits):
+    dataclass/dict scene, and its render's image and mask when a GPU-resident engine left them on the device;
+    the uploaded `device_frame`."""
+    values = [packet.device_frame]
+    for edit in packet.edits:
+        scene = edit.scene
         if scene is None:
-            continue
-        if is_dataclass(scene):
+            pass
+        elif is_dataclass(scene):
             values += [getattr(scene, f.name) for f in fields(scene)]
         elif isinstance(scene, dict):
             values += list(scene.values())
         else:
             values.append(scene)
+        if edit.render is not None:
+            values += [edit.render.image, edit.render.mask]
     return [v for v in values if getattr(v, "is_cuda", False) and hasattr(v, "record_stream")]
 
 

@@ -54,6 +54,8 @@ class RenderResult:
 
     image: np.ndarray               # (512, 512, 3) uint8 RGB for space "crop"; (H, W, 3) for space "frame"
     mask: np.ndarray                # float32 in [0, 1], same height/width as `image`: where the edit applies
+    # (a GPU-resident engine leaves image, mask, depth and views as torch tensors on its device; the
+    # compositor pastes them there and `stages.composite.on_host` downloads them for the other modes)
     space: str = "crop"             # "crop": 512² aligned-crop coordinates; "frame": the source frame's
     depth: np.ndarray | None = None
     camera: np.ndarray | None = None  # (25,) camera it was rendered from
@@ -84,6 +86,7 @@ class FramePacket:
     edits: list[FaceEdit] = field(default_factory=list)   # the faces being edited, the chosen face first
     output: np.ndarray | None = None  # the frame to emit (compositor); sinks fall back to `frame`
     cuda_event: Any = None          # torch.cuda.Event recorded by the producing stage (GPU only)
+    device_frame: Any = None        # `frame` as a uint8 HWC tensor on a GPU-resident engine's device (uploaded once)
 
     @property
     def seconds(self) -> float | None:

@@ -15,6 +15,7 @@ from stages.edit.engine import Engine
 from stages.edit.registry import ENGINES, create_engine
 from stages.edit.stage import EditStage, style_prompt
 from stages.render import RenderStage
+from threedpe.backends import ACCELERATIONS, BACKENDS
 
 if TYPE_CHECKING:
     from stages.face import FaceConfig
@@ -33,7 +34,14 @@ def add_edit_arguments(parser: argparse.ArgumentParser) -> None:
                    help="3dpe with random weights, for tests/benchmarks only (output is labelled, not an edit)")
     g.add_argument("--trust-pickle", action="store_true", help="allow checkpoints that need full unpickling")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 (3dpe engine)")
-    g.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32", help="CUDA autocast precision")
+    g.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32", help="3dpe autocast precision")
+    g.add_argument("--backend", choices=BACKENDS, default="torch",
+                   help="3dpe: torch (default), or its ONNX export through onnxruntime or TensorRT")
+    g.add_argument("--accel", choices=ACCELERATIONS, default="eager",
+                   help="3dpe torch backend: eager (default), cuda-graphs or compile")
+    g.add_argument("--max-batch", type=int, default=1,
+                   help="3dpe: streams sharing the model encode and render in batches of up to this many")
+    g.add_argument("--onnx-dir", metavar="DIR", help="3dpe exported backends: the ONNX export folder")
     g.add_argument("--triplane-ema", type=float, default=EngineConfig().triplane_ema,
                    help="3dpe temporal smoothing: weight of the previous triplane (0 = off)")
     g.add_argument("--style", default=defaults.style,
@@ -96,8 +104,11 @@ def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
     name = args.engine or ("3dpe" if wants_3dpe else "classic")
     if not 0.0 <= args.triplane_ema < 1.0:
         raise UserError("--triplane-ema must be within [0, 1)")
+    if args.max_batch < 1:
+        raise UserError("--max-batch must be at least 1")
     return EngineConfig(name=name, weights=args.weights, random_weights=args.random_weights, device=args.device,
-                        precision=args.precision, triplane_ema=args.triplane_ema, trust_pickle=args.trust_pickle,
+                        precision=args.precision, backend=args.backend, accel=args.accel, max_batch=args.max_batch,
+                        onnx_dir=args.onnx_dir, triplane_ema=args.triplane_ema, trust_pickle=args.trust_pickle,
                         segmenter_model=args.segmenter_model, face_model=args.face_model)
 
 

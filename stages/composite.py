@@ -3,7 +3,7 @@ several faces pasted far to near) and applies the face-lost policy per face (hol
 to the original; or blur when no face is left)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -113,13 +113,38 @@ def _mix(original: np.ndarray, edited: np.ndarray, alpha: float) -> np.ndarray:
     return np.clip(original.astype(np.float32) + alpha * (edited.astype(np.float32) - original) + 0.5, 0, 255).astype(np.uint8)
 
 
+def on_device(render: RenderResult) -> bool:
+    """True when a GPU-resident engine left the render's image and mask as tensors on its device."""
+    return type(render.image).__module__.startswith("torch")
+
+
+def on_host(render: RenderResult) -> RenderResult:
+    """The render with NumPy image, mask and views (downloaded when they are device tensors)."""
+    if not on_device(render):
+        return render
+    from stages.gpu.frames import to_host
+    views = [to_host(v) for v in render.views] if render.views is not None else None
+    return replace(render, image=to_host(render.image), mask=to_host(render.mask), views=views)
+
+
+def _paste_any(frame: np.ndarray, render: RenderResult, face: FaceObservation, alpha: float,
+               device_frame) -> np.ndarray:
+    if on_device(render) and device_frame is not None and render.space == "crop":
+        from stages.gpu.composite import paste as paste_on_device
+        from stages.gpu.frames import to_host
+        return to_host(paste_on_device(device_frame, render.image, render.mask, face, alpha))   # one download
+    return paste(frame, on_host(render), face, alpha)
+
+
 def compose(frame: np.ndarray, render: RenderResult, face: FaceObservation, settings: EditSettings,
-            alpha: float = 1.0) -> np.ndarray:
-    """The output frame for `settings.mode` (`alpha` < 1 fades the edit towards the original)."""
+            alpha: float = 1.0, device_frame=None) -> np.ndarray:
+    """The output frame for `settings.mode` (`alpha` < 1 fades the edit towards the original). A render on
+    the device is pasted there, into `device_frame` (the frame uploaded by the edit stage)."""
     if settings.mode == "paste":
-        return paste(frame, render, face, alpha)
+        return _paste_any(frame, render, face, alpha, device_frame)
     if settings.mode == "side-by-side":
-        return np.hstack([frame, paste(frame, render, face, alpha)])
+        return np.hstack([frame, _paste_any(frame, render, face, alpha, device_frame)])
+    render = on_host(render)
     original = to_crop(frame, "frame", face)
     if settings.mode == "crop":
         return _mix(original, to_crop(render.image, render.space, face), alpha)
@@ -136,16 +161,25 @@ def nearness(face: FaceObservation) -> float:
 
 
 def compose_faces(frame: np.ndarray, layers: list[tuple[RenderResult, FaceObservation, float]],
-                  settings: EditSettings) -> np.ndarray:
+                  settings: EditSettings, device_frame=None) -> np.ndarray:
     """The output frame for several edited faces, given as (render, face, alpha) with the chosen face first:
     paste and side-by-side draw every face, far to near (the nearer face covers where they overlap); crop
-    and grid show the chosen face alone."""
+    and grid show the chosen face alone. Renders on the device are pasted into `device_frame` there."""
     if settings.mode not in ("paste", "side-by-side") or len(layers) == 1:
         render, face, alpha = layers[0]
-        return compose(frame, render, face, settings, alpha)
-    edited = frame
-    for render, face, alpha in sorted(layers, key=lambda layer: nearness(layer[1])):
-        edited = paste(edited, render, face, alpha)
+        return compose(frame, render, face, settings, alpha, device_frame)
+    ordered = sorted(layers, key=lambda layer: nearness(layer[1]))
+    if device_frame is not None and all(on_device(r) and r.space == "crop" for r, _, _ in ordered):
+        from stages.gpu.composite import paste as paste_on_device
+        from stages.gpu.frames import to_host
+        on_gpu = device_frame
+        for render, face, alpha in ordered:
+            on_gpu = paste_on_device(on_gpu, render.image, render.mask, face, alpha)
+        edited = to_host(on_gpu)                               # one download for all faces
+    else:
+        edited = frame
+        for render, face, alpha in ordered:
+            edited = paste(edited, on_host(render), face, alpha)
     return edited if settings.mode == "paste" else np.hstack([frame, edited])
 
 
@@ -234,7 +268,7 @@ class CompositeStage(Stage):
             self._last.pop(track, None)        # in view but no longer edited (another face chosen): not held
         layers = [(edit.render, edit.face, 1.0) for edit in shown] + self._held(shown, settings, now)
         if layers:
-            output, label = compose_faces(packet.frame, layers, settings), layers[0][0].label
+            output, label = compose_faces(packet.frame, layers, settings, packet.device_frame), layers[0][0].label
         elif settings.on_face_lost == "blur":
             latest = max(self._last.values(), key=lambda last: last.time, default=None)
             output, label = blur_all(unedited(packet.frame, settings, latest.face if latest else None)), ""

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import io
+import json
 
 import numpy as np
 import pytest
@@ -129,3 +131,67 @@ def test_command_on_a_taps_file_passes_and_a_missing_encoder_tap_is_a_miss(bundl
 def test_bad_device_is_a_clear_error(bundle_dir, capsys):
     assert cli(["conformance", "--bundle", str(bundle_dir), "--device", "gpu0"]) == 2
     assert "--device must be" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="session")
+def onnx_run(bundle_dir, tmp_path_factory):
+    """One `live3dpe conformance --weights-from-rule --backend onnxruntime` run, keeping its export."""
+    folder = tmp_path_factory.mktemp("onnx") / "export"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = cli(["conformance", "--bundle", str(bundle_dir), "--weights-from-rule", "--backend", "onnxruntime",
+                  "--onnx-dir", str(folder)])
+    return rc, out.getvalue(), folder
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)          # export (~1 min) + onnxruntime on CPU, slower than torch's kernels
+def test_onnxruntime_backend_passes_every_array(onnx_run):
+    rc, text, folder = onnx_run
+    assert rc == 0 and "14/14 arrays within tolerance" in text, text
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["parts"] == ["prompt_encoder", "encoder", "renderer"] and manifest["taps"]
+    assert manifest["render_options"]["deterministic"] and manifest["render_options"]["neural_resolution"] == 128
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_engine_runs_on_the_onnxruntime_export(onnx_run):
+    """The 3dpe engine over the exported graphs: renders with the export's options, other options are refused."""
+    from pipeline.config import EngineConfig
+    from stages.edit.threedpe_engine import ThreeDPEEngine
+    from test_edit_fakes import make_face, textured_frame
+    from threedpe.backends.onnxruntime import OnnxRuntimeNetwork
+    from threedpe.camera import orbit_label
+    from threedpe.renderer import RenderOptions
+
+    network = OnnxRuntimeNetwork(onnx_run[2])
+    engine = ThreeDPEEngine(EngineConfig(name="3dpe", device="cpu"), model=network)
+    assert engine.render_options == RenderOptions() and engine.label == ""     # rule weights are not "random"
+    frame = textured_frame(size=(360, 480))
+    scene = engine.encode(make_face(frame), frame, engine.prepare(frame[:200, :200].copy()))
+    out = engine.render(scene, orbit_label(10))
+    assert out.image.shape == (512, 512, 3) and out.image.std() > 1
+    with pytest.raises(ValueError, match="exported for other render options"):
+        network.render(scene.triplane, torch.from_numpy(orbit_label(10))[None], RenderOptions.preview())
+
+
+@pytest.mark.slow
+def test_bf16_on_cpu_passes_its_own_tolerances_not_fp32s(bundle_dir, tmp_path, capsys):
+    taps_path = tmp_path / "bf16.npz"
+    rc = cli(["conformance", "--bundle", str(bundle_dir), "--weights-from-rule", "--precision", "bf16",
+              "--dump-taps", str(taps_path)])
+    text = capsys.readouterr().out
+    assert rc == 0 and "14/14 arrays within tolerance" in text and "bf16 tolerances" in text, text
+    with np.load(taps_path) as data:
+        taps = {k: data[k] for k in data.files}
+    # it really ran in bf16: the fp32 tolerances reject it
+    assert not all(r.passed for r in compare(taps, Bundle(bundle_dir), "fp32"))
+
+
+def test_tensorrt_backend_without_tensorrt_is_a_clear_error(bundle_dir, capsys):
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("tensorrt is installed here")
+    assert cli(["conformance", "--bundle", str(bundle_dir), "--backend", "tensorrt"]) == 2
+    err = capsys.readouterr().err
+    assert "tensorrt" in err.lower() and "pip install tensorrt" in err and "Traceback" not in err

@@ -169,3 +169,47 @@ def test_no_face_gives_no_scene():
     p = packet(0, textured_frame(), None)
     p = render.process(edit.process(p))
     assert p.scene is None and p.render is None and engine.encoded == 0
+
+
+def test_background_encoder_orders_its_gpu_work_against_the_stage_streams_fake_cuda(monkeypatch):
+    """The worker thread waits for an event recorded on the edit stage's stream (the uploaded frame is there)
+    and finishes its own stream before the scene is handed out (the render stage reads it on another stream)."""
+    import stages.edit.stage as edit_stage
+    from stages.edit.stage import BackgroundEncoder
+
+    log: list[tuple[str, str]] = []
+
+    class Stream:
+        def __init__(self, name):
+            self.name = name
+
+        def wait_event(self, event):
+            log.append(("wait", self.name + ":" + event.on))
+
+        def synchronize(self):
+            log.append(("synchronize", self.name))
+
+    class GpuEvent:
+        def record(self):
+            self.on = threading.current_thread().name
+            log.append(("record", self.on))
+
+    class FakeCuda:
+        def Event(self):                                       # noqa: N802 (torch.cuda's name)
+            return GpuEvent()
+
+        def current_stream(self):
+            return Stream(threading.current_thread().name)
+
+    monkeypatch.setattr(edit_stage, "default_cuda", lambda: FakeCuda())
+    engine = IdentityEngine()
+    encoder = BackgroundEncoder(engine)
+    frame = textured_frame()
+    style = engine.prepare("none")
+    encoder.scenes_for([make_face(frame)], frame, style)
+    encoder.close()
+    stage_thread = threading.current_thread().name
+    kinds = [kind for kind, _ in log]
+    assert kinds == ["record", "wait", "synchronize"] and log[0][1] == stage_thread
+    assert log[1][1].startswith("edit-encode") and log[1][1].endswith(":" + stage_thread)
+    assert log[2][1].startswith("edit-encode")

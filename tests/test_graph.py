@@ -320,13 +320,14 @@ async def test_gpu_tensors_handed_on_are_recorded_on_the_consumer_stream_fake_cu
         def record_stream(self, stream):
             self.streams.append(stream)
 
-    tensor = FakeGpuTensor()
+    tensor, frame = FakeGpuTensor(), FakeGpuTensor()
 
     class Make(Stage):
         name = "make"
 
         def process(self, packet):
             packet.edits = [FaceEdit(make_face(packet.frame), scene={"triplane": tensor, "note": "not a tensor"})]
+            packet.device_frame = frame                          # the GPU hot path's uploaded frame
             return packet
 
     class Use(Stage):
@@ -337,3 +338,4 @@ async def test_gpu_tensors_handed_on_are_recorded_on_the_consumer_stream_fake_cu
 
     await Graph(SyntheticSource(16, 16, count=1), [Make(), Use()], NullSink(), cuda=cuda).run()
     assert len(tensor.streams) == 2 and tensor.streams[0] is not tensor.streams[1]   # "use" and the sink
+    assert len(frame.streams) == 2

@@ -5,15 +5,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-OURS = {"pipeline", "threedpe", "stages", "webrtc", "quality", "benchmarks", "cli", "testdata"}
+OURS = {"pipeline", "threedpe", "stages", "webrtc", "cluster", "quality", "benchmarks", "cli", "testdata"}
 ALLOWED = {
     "pipeline": set(),
     "threedpe": {"pipeline"},
     "stages": {"pipeline", "threedpe"},
     "webrtc": {"pipeline", "threedpe", "stages"},
+    "cluster": {"pipeline", "threedpe", "stages", "webrtc"},
     "quality": {"pipeline", "threedpe", "stages"},
-    "benchmarks": {"pipeline", "threedpe", "stages", "webrtc", "quality", "cli", "testdata"},
-    "cli": {"pipeline", "threedpe", "stages", "webrtc", "quality", "benchmarks"},
+    "benchmarks": {"pipeline", "threedpe", "stages", "webrtc", "cluster", "quality", "cli", "testdata"},
+    "cli": {"pipeline", "threedpe", "stages", "webrtc", "cluster", "quality", "benchmarks"},
     "testdata": {"pipeline"},                  # tests and benchmarks only: no product package imports it
 }
 

@@ -96,3 +96,35 @@ def test_each_face_has_its_own_triplane_ema_stub_encoder(engine, monkeypatch):
     values = [float(engine.encode(face, frame, style).triplane.mean()) for face in (left, right, left, right)]
     ema = CONFIG.triplane_ema
     assert values == pytest.approx([0.0, 100.0, (1 - ema) * 10.0, ema * 100.0 + (1 - ema) * 110.0], abs=1e-4)
+
+
+def test_gpu_resident_path_on_cpu_tensors(engine, images):
+    """The GPU hot path with CPU tensors: the edit stage uploads the frame once, the crop is warped from it,
+    the render stays a tensor and the compositor pastes it into the uploaded frame — as the NumPy path does."""
+    from dataclasses import replace
+
+    from pipeline.config import EditControls, EditSettings
+    from stages.composite import compose
+    from stages.edit.stage import EditStage
+    from test_edit_fakes import packet
+
+    resident = ThreeDPEEngine(replace(CONFIG, extra={"resident": True}), model=engine.model,
+                              render_options=preview_options())
+    frame = textured_frame(size=(360, 480))
+    face = make_face(frame)
+    style = resident.prepare(f"image:{images / 's7.jpg'}")
+    scene = engine.encode(face, frame, style)
+    ref, out = engine.render(scene, orbit_label(15)), resident.render(scene, orbit_label(15))
+    assert torch.is_tensor(out.image) and out.image.dtype == torch.uint8 and tuple(out.image.shape) == (512, 512, 3)
+    assert np.array_equal(out.image.numpy(), ref.image) and np.abs(out.mask.numpy() - ref.mask).max() < 1e-5
+    settings = EditSettings()
+    pasted = compose(frame, out, face, settings, device_frame=torch.from_numpy(frame))
+    assert pasted.shape == frame.shape and np.abs(pasted.astype(int) - compose(frame, ref, face, settings)).mean() < 0.5
+    crop = compose(frame, out, face, replace(settings, mode="crop"))            # other modes download the render
+    assert isinstance(crop, np.ndarray) and crop.shape == (512, 512, 3)
+
+    stage = EditStage(EditControls(replace(settings, style=f"image:{images / 's7.jpg'}")), resident)
+    stage.styles.prepare_blocking(stage.controls.current.style)
+    p = stage.process(packet(0, frame, face))
+    assert torch.is_tensor(p.device_frame) and np.array_equal(p.device_frame.numpy(), frame)
+    assert tuple(p.scene.triplane.shape) == (1, 96, 256, 256) and bool(torch.isfinite(p.scene.triplane).all())

@@ -260,6 +260,22 @@ def test_prompt_quota_keeps_the_most_recently_used_and_stores_an_image_once():
         small.close()
 
 
+def test_a_store_keeps_another_stores_prompt_under_its_id_within_its_own_quota():
+    front, node = PromptStore(), PromptStore(max_prompts=2)         # a cluster's front and one of its nodes
+    try:
+        ids = [front.add(cv2.imencode(".png", np.full((64, 64, 3), v, np.uint8))[1].tobytes()) for v in (10, 20, 30)]
+        for prompt_id in ids:
+            node.put(prompt_id, front.path(prompt_id).read_bytes())
+        assert node.path(ids[2]).read_bytes() == front.path(ids[2]).read_bytes()
+        with pytest.raises(PromptError, match="upload it again"):
+            node.path(ids[0])
+        with pytest.raises(PromptError, match="unknown"):
+            node.put("../../outside", b"png")
+    finally:
+        front.close()
+        node.close()
+
+
 async def test_incoming_source_keeps_only_the_newest_frame_and_counts_skips():
     frames = [np.full((32, 32, 3), i * 20, np.uint8) for i in range(10)]
     track = ClipCameraTrack(frames, fps=1000.0, loop=False)          # faster than anyone reads

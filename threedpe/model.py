@@ -46,8 +46,9 @@ class ThreeDPE(nn.Module):
     Deterministic eval mode by default (ASPP dropout off, the renderer's deterministic ray sampling: the
     conformance mode). `stochastic = True` gives the official script's behaviour (encoder in train mode,
     random ray sampling) for comparison, drawing random numbers in the official order (spec §5.6: dropout
-    mask; then per view two camera randn, coarse jitter, importance u). `precision` autocasts on CUDA
-    only; CPU always runs float32.
+    mask; then per view two camera randn, coarse jitter, importance u). `precision` fp16/bf16 autocasts the
+    encoder and the neural render on the model's device (CUDA, or CPU where torch's CPU autocast has the
+    op); rays, marching, importance sampling and the superresolution stay float32 (see the renderer).
     """
 
     def __init__(self, renderer: nn.Module | None | str = "default", *, encoder: EditingEncoder | None = None,
@@ -148,6 +149,10 @@ class ThreeDPE(nn.Module):
         self._precision = value
 
     @property
+    def can_render(self) -> bool:
+        return self.renderer is not None
+
+    @property
     def label(self) -> str:
         """Text to draw on outputs that are not real edits ('' for trained 3DPE weights)."""
         if self.is_random:
@@ -155,8 +160,10 @@ class ThreeDPE(nn.Module):
         return "" if self.prompt_trained else UNTRAINED_PROMPT_LABEL
 
     def _autocast(self):
-        if self.device.type == "cuda" and self._precision != "fp32":
-            return torch.autocast("cuda", dtype=PRECISIONS[self._precision])
+        if self._precision != "fp32":
+            # no cast cache while a CUDA graph is captured: cached casts would be freed behind the graph's back
+            capturing = self.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+            return torch.autocast(self.device.type, dtype=PRECISIONS[self._precision], cache_enabled=not capturing)
         return contextlib.nullcontext()
 
     @contextlib.contextmanager

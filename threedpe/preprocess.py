@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -38,6 +37,7 @@ def prompt_to_tensor(rgb_u8: np.ndarray) -> torch.Tensor:
     """
     rgb = _check_rgb(rgb_u8, "the prompt image")
     if rgb.shape[:2] != (512, 512):
+        from PIL import Image                            # only here: GPU machines may lack Pillow (prompts at 512²)
         rgb = np.asarray(Image.fromarray(rgb).resize((512, 512), Image.BICUBIC))
     x = F.interpolate(_to_unit_tensor(rgb), size=(224, 224), mode="bicubic", align_corners=False, antialias=False)
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)

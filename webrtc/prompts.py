@@ -94,13 +94,19 @@ class PromptStore:
             if prompt_id in self._sizes:
                 self._sizes.move_to_end(prompt_id)
                 return prompt_id
-        encoded = cv2.imencode(".png", bgr)[1].tobytes()
+        self.put(prompt_id, cv2.imencode(".png", bgr)[1].tobytes())
+        return prompt_id
+
+    def put(self, prompt_id: str, png: bytes) -> None:
+        """Store a PNG that `add` (here or in another store) made under `prompt_id`, within the quota; the
+        cluster's nodes keep the front's uploads this way."""
+        if not is_prompt_id(prompt_id):
+            raise PromptError("unknown image prompt id")
         with self._lock:
-            self._path(prompt_id).write_bytes(encoded)
-            self._sizes[prompt_id] = len(encoded)
+            self._path(prompt_id).write_bytes(png)
+            self._sizes[prompt_id] = len(png)
             self._sizes.move_to_end(prompt_id)
             self._evict()
-        return prompt_id
 
     def _evict(self) -> None:
         """Least recently used first, never the newest (it was just added)."""

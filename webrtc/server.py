@@ -9,15 +9,17 @@ import logging
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Awaitable, Callable
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from pipeline.config import CAMERA_LIMITS, EditSettings
 from webrtc.admission import Admission
-from webrtc.auth import RedactingAccessLogger, check_token
+from webrtc.auth import RedactingAccessLogger, check_token, token_ok
 from webrtc.bitrate import configure_video_bitrates
 from webrtc.fair_share import FairShareScheduler, ShareLimits
+from webrtc.ice import IceServer, rtc_configuration
 from webrtc.loop_lag import LoopLagMonitor
 from webrtc.peer import PeerLimits, PeerSession, PipelineFactory, offered_media, setting_label
 from webrtc.prompts import MAX_PROMPTS, MAX_STORED_BYTES, MAX_UPLOAD_BYTES, PromptError, PromptStore
@@ -25,6 +27,7 @@ from webrtc.prompts import MAX_PROMPTS, MAX_STORED_BYTES, MAX_UPLOAD_BYTES, Prom
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_OFFER_BYTES = 256 * 1024
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass
@@ -41,6 +44,7 @@ class ServerConfig:
     max_prompt_storage: int = MAX_STORED_BYTES
     limits: PeerLimits = field(default_factory=PeerLimits)
     share: ShareLimits = field(default_factory=ShareLimits)
+    ice_servers: tuple[IceServer, ...] = ()
 
 
 class PeerRegistry:
@@ -82,7 +86,9 @@ def json_error(status: type[web.HTTPException], message: str) -> web.HTTPExcepti
     return status(**body)
 
 
-def create_app(config: ServerConfig) -> web.Application:
+def create_app(config: ServerConfig, offer_handler: Handler | None = None,
+               health_handler: Handler | None = None) -> web.Application:
+    """The server's app; a front that runs sessions elsewhere (cluster/) passes its own offer and health handlers."""
     configure_video_bitrates()
     app = web.Application(client_max_size=max(config.max_upload_bytes, MAX_OFFER_BYTES) + 64 * 1024)
     app[CONFIG] = config
@@ -90,8 +96,8 @@ def create_app(config: ServerConfig) -> web.Application:
     app[PROMPTS] = PromptStore(config.max_upload_bytes, config.max_prompts, config.max_prompt_storage)
     app.router.add_get("/", index)
     app.router.add_get("/api/presets", presets)
-    app.router.add_get("/api/health", health)
-    app.router.add_post("/offer", offer)
+    app.router.add_get("/api/health", health_handler or health)
+    app.router.add_post("/offer", offer_handler or offer)
     app.router.add_post("/prompt", prompt)
     app.router.add_static("/static", STATIC)
     app.on_startup.append(_startup)
@@ -115,7 +121,10 @@ async def index(request: web.Request) -> web.FileResponse:
 async def presets(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     settings = {**asdict(config.settings), "style": setting_label(config.settings.style)}   # no server paths
-    return web.json_response({"presets": config.presets, "settings": settings, "camera_limits": CAMERA_LIMITS})
+    # TURN credentials only for requests that may start a session
+    ice = [s.for_page() for s in config.ice_servers] if token_ok(request, config.token) else []
+    return web.json_response({"presets": config.presets, "settings": settings, "camera_limits": CAMERA_LIMITS,
+                              "ice_servers": ice})
 
 
 async def health(request: web.Request) -> web.Response:
@@ -127,15 +136,23 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def offer(request: web.Request) -> web.Response:
-    """Answer an offer once admission allows one more peer; its pipeline is built when it connects."""
-    config, registry = request.app[CONFIG], request.app[PEERS]
-    check_token(request, config.token)
-    description = await _read_offer(request)
+    """`POST /offer`: the token, the offer's checks, then `open_session`; answers with the SDP and the peer id."""
+    check_token(request, request.app[CONFIG].token)
+    session = await open_session(request.app, await read_offer(request))
+    return web.json_response({"sdp": session.pc.localDescription.sdp, "type": session.pc.localDescription.type,
+                              "peer": session.id})
+
+
+async def open_session(app: web.Application, description: RTCSessionDescription) -> PeerSession:
+    """Answer `description` with a new session once admission allows one more peer (its pipeline is built
+    when it connects), or raise the JSON HTTP error the page shows (503 refused, 400 unusable offer). The
+    `/offer` route and the cluster's session hosts both use it."""
+    config, registry = app[CONFIG], app[PEERS]
     refusal = registry.admission.refusal(len(registry.sessions))
     if refusal:
         raise json_error(web.HTTPServiceUnavailable, refusal)
-    pc = RTCPeerConnection()
-    session = PeerSession(pc, config.make_pipeline, config.settings, request.app[PROMPTS], config.presets,
+    pc = RTCPeerConnection(rtc_configuration(config.ice_servers))
+    session = PeerSession(pc, config.make_pipeline, config.settings, app[PROMPTS], config.presets,
                           config.limits, on_closed=registry.released, gate=registry.scheduler.add())
     registry.sessions.add(session)
     try:
@@ -147,11 +164,11 @@ async def offer(request: web.Request) -> web.Response:
     except Exception as exc:                 # aiortc raises ValueError & co. on SDP it cannot use
         await session.close("bad offer")
         raise json_error(web.HTTPBadRequest, f"cannot use this offer: {str(exc) or type(exc).__name__}") from None
-    return web.json_response({"sdp": pc.localDescription.sdp, "type": pc.localDescription.type,
-                              "peer": session.id})
+    return session
 
 
-async def _read_offer(request: web.Request) -> RTCSessionDescription:
+async def read_offer(request: web.Request) -> RTCSessionDescription:
+    """The request's JSON offer, checked (size, shape, exactly one video section, sent and received)."""
     if request.content_length is not None and request.content_length > MAX_OFFER_BYTES:
         raise json_error(web.HTTPRequestEntityTooLarge, "offer too large")
     try:
@@ -218,10 +235,14 @@ async def _read_image_part(reader: MultipartReader, limit: int) -> bytes:
     raise PromptError('multipart upload needs a file field named "image"')
 
 
-@contextlib.asynccontextmanager
-async def running_server(config: ServerConfig, host: str = "127.0.0.1", port: int = 0):
+def running_server(config: ServerConfig, host: str = "127.0.0.1", port: int = 0):
     """Serve `config` in the current event loop; yields (app, base URL). Port 0 picks a free port."""
-    app = create_app(config)
+    return running_app(create_app(config), host, port)
+
+
+@contextlib.asynccontextmanager
+async def running_app(app: web.Application, host: str = "127.0.0.1", port: int = 0):
+    """Serve `app` in the current event loop; yields (app, base URL)."""
     runner = web.AppRunner(app, access_log_class=RedactingAccessLogger)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from pipeline.config import EditControls, EditSettings
+from pipeline.device import default_cuda
 from pipeline.packets import FaceEdit, FaceObservation, FaceResult, FramePacket
 from pipeline.stage import Stage
 from stages.edit.engine import Engine, Style
@@ -138,15 +139,34 @@ class BackgroundEncoder:
                 self._job = None
                 self._latest, self._latest_style = job.result()   # an encoder error surfaces here, in the stage
             if self._job is None:
-                self._job = self._pool.submit(self._encode, faces, frame, style)
+                self._job = self._pool.submit(self._encode, faces, frame, style, _ready_event())
             # scenes from another style are not shown once the new style is in use
             return self._latest if self._latest_style == style.key else {}
 
-    def _encode(self, faces: list[FaceObservation], frame: np.ndarray, style: Style) -> tuple[dict[int, Any], str]:
-        return {face.track: self.engine.encode(face, frame, style) for face in faces}, style.key
+    def _encode(self, faces: list[FaceObservation], frame: np.ndarray, style: Style,
+                ready: Any = None) -> tuple[dict[int, Any], str]:
+        cuda = default_cuda()
+        if ready is not None:
+            cuda.current_stream().wait_event(ready)      # the frame uploaded on the stage's stream is complete
+        scenes = {face.track: self.engine.encode(face, frame, style) for face in faces}
+        if cuda is not None:
+            # this thread's GPU work must be done before another stage's stream reads the scenes: the graph's
+            # event handoff covers the stage threads, not this worker
+            cuda.current_stream().synchronize()
+        return scenes, style.key
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ready_event() -> Any:
+    """A CUDA event on the calling thread's stream (None without CUDA): what a worker thread must wait for."""
+    cuda = default_cuda()
+    if cuda is None:
+        return None
+    event = cuda.Event()
+    event.record()
+    return event
 
 
 class EditStage(Stage):
@@ -167,6 +187,10 @@ class EditStage(Stage):
         self.engine = engine
         self.styles = StyleSwitcher(engine, live, on_error)
         self._encoder = BackgroundEncoder(engine) if live and getattr(engine, "decoupled", False) else None
+        self._uploader = None
+        if getattr(engine, "resident", False):          # the engine keeps frames on its device (GPU hot path)
+            from stages.gpu.frames import FrameUploader
+            self._uploader = FrameUploader(engine.device)
 
     @property
     def error(self) -> str | None:
@@ -183,15 +207,18 @@ class EditStage(Stage):
         packet.edits = []
         if not settings.enabled:
             return packet
+        if self._uploader is not None:                  # once per frame: the crop and the paste both read it
+            packet.device_frame = self._uploader.upload(packet.frame)
         style = self.styles.current(settings.style)
         faces = faces_to_edit(packet.face, settings)
         if not faces or style is None:
             return packet
+        frame = packet.frame if packet.device_frame is None else packet.device_frame
         if self._encoder is not None:
-            scenes = self._encoder.scenes_for(faces, packet.frame, style)
+            scenes = self._encoder.scenes_for(faces, frame, style)
             packet.edits = [FaceEdit(face, scenes.get(face.track)) for face in faces]
         else:
-            packet.edits = [FaceEdit(face, self.engine.encode(face, packet.frame, style)) for face in faces]
+            packet.edits = [FaceEdit(face, self.engine.encode(face, frame, style)) for face in faces]
         return packet
 
     async def close(self) -> None:

@@ -31,26 +31,39 @@ _models_lock = threading.Lock()
 
 
 def shared_model(config: EngineConfig, device: str) -> Any:
-    """The ThreeDPE model for `config`, loaded once per (weights path or random seed, device)."""
+    """The network for `config`, loaded once per (weights path or random seed, device, precision, backend,
+    acceleration, batch): engines of several streams share it, and with `max_batch` > 1 their calls are batched."""
     from threedpe.checkpoint import resolve_weights
+
+    if config.random_weights:
+        source = f"random:{int(config.extra.get('seed', 0))}"
+    else:
+        source = os.path.realpath(resolve_weights(config.weights))   # --weights → $LIVE3DPE_WEIGHTS → default folder
+    key = (source, device, config.precision, config.backend, config.accel, config.max_batch, config.onnx_dir)
+    with _models_lock:
+        if key not in _models:
+            _models[key] = _load_network(config, source, device)
+        return _models[key]
+
+
+def _load_network(config: EngineConfig, source: str, device: str) -> Any:
+    from threedpe.backends import create_network
+    from threedpe.backends.accelerated import AcceleratedNetwork
+    from threedpe.backends.batched import BatchedNetwork
     from threedpe.model import ThreeDPE
 
     if config.random_weights:
-        seed = int(config.extra.get("seed", 0))
-        key = (f"random:{seed}", device)
+        model = ThreeDPE.random(seed=int(source.split(":")[1]), device=device)
     else:
-        weights = resolve_weights(config.weights)      # --weights → $LIVE3DPE_WEIGHTS → the default folder
-        key = (os.path.realpath(weights), device)
-    with _models_lock:
-        if key not in _models:
-            if config.random_weights:
-                model = ThreeDPE.random(seed=seed, device=device)
-            else:
-                model = ThreeDPE.load(weights, device=device, trust_pickle=config.trust_pickle)
-            if hasattr(model, "eval"):
-                model.eval()
-            _models[key] = model
-        return _models[key]
+        model = ThreeDPE.load(source, device=device, trust_pickle=config.trust_pickle)
+    model.precision = config.precision
+    network = create_network(model, config.backend, onnx_dir=config.onnx_dir, device=device,
+                             precision=config.precision)
+    if config.accel != "eager":
+        if config.backend != "torch":
+            raise UserError(f"--accel {config.accel} is for --backend torch (exported backends compile their own)")
+        network = AcceleratedNetwork(network, config.accel)
+    return BatchedNetwork(network, config.max_batch) if config.max_batch > 1 else network
 
 
 @dataclass
@@ -87,9 +100,10 @@ class ThreeDPEEngine:
         self.config = config
         self.device = resolve_device(config.device)
         self.model = model if model is not None else shared_model(config, self.device)
-        if self.device.startswith("cuda"):
-            self.model.precision = config.precision
-        self.render_options = render_options
+        exported = getattr(self.model, "render_options", None)     # an exported graph renders with its own
+        self.render_options = exported() if render_options is None and exported is not None else render_options
+        # GPU hot path: frames arrive as device tensors, the crop is warped and the render stays on the device
+        self.resident = self.device.startswith("cuda") or bool(config.extra.get("resident", False))
         # the model knows when its output is not a real edit (random or untrained prompt weights)
         self.label = self.model.label
         self._styles: dict[str, Style] = {}
@@ -136,6 +150,7 @@ class ThreeDPEEngine:
 
     # -- encode --------------------------------------------------------------------------------------
     def encode(self, face: FaceObservation, frame: np.ndarray, style: Style) -> TriplaneScene:
+        """`frame` may be the device tensor the edit stage uploaded (GPU-resident): the crop is warped there."""
         from threedpe.preprocess import image_to_tensor
 
         thumb = cv2.resize(cv2.cvtColor(face.crop, cv2.COLOR_RGB2GRAY), (32, 32), interpolation=cv2.INTER_AREA)
@@ -147,7 +162,12 @@ class ThreeDPEEngine:
             self_tokens = self._prompt_tokens(face.crop)
         tokens = self_tokens if style.kind == "none" else style.data
         with torch.inference_mode():
-            triplane = self.model.encode(image_to_tensor(face.crop).to(self.device), tokens)
+            if torch.is_tensor(frame):
+                from stages.gpu.warp import crop_to_network, warp_crop
+                image = crop_to_network(warp_crop(frame, face.crop_matrix))
+            else:
+                image = image_to_tensor(face.crop).to(self.device)
+            triplane = self.model.encode(image, tokens)
             ema = self.triplane_ema
             if not reset and ema > 0.0:
                 triplane = ema * previous.triplane + (1.0 - ema) * triplane
@@ -175,6 +195,8 @@ class ThreeDPEEngine:
         cameras = torch.as_tensor(np.asarray(camera, np.float32).reshape(1, 25), device=self.device)
         with torch.inference_mode():
             out = self.model.render(scene.triplane, cameras, self.render_options)
+            if self.resident:
+                return self._device_result(out, camera)
             image = np.asarray(tensor_to_image(out["image"]))
             opacity = out["weight_sum"][0, 0].float().clamp(0, 1).cpu().numpy()
             depth = out["image_depth"][0, 0].float().cpu().numpy() if "image_depth" in out else None
@@ -185,3 +207,16 @@ class ThreeDPEEngine:
         return RenderResult(image=image, mask=mask, space="crop", depth=depth,
                             camera=np.asarray(camera, np.float32), label=self.label)
 
+    def _device_result(self, out: dict, camera: np.ndarray) -> RenderResult:
+        """The render left on the device: uint8 HWC image and float mask at 512² (the compositor pastes there)."""
+        import torch.nn.functional as F
+
+        image = ((out["image"][:1].float().clamp(-1, 1) + 1) / 2 * 255).round().to(torch.uint8)   # as tensor_to_image
+        opacity = out["weight_sum"][:1].float().clamp(0, 1)
+        if image.shape[-1] != CROP_SIZE:
+            image = F.interpolate(image.float(), size=(CROP_SIZE, CROP_SIZE), mode="bilinear",
+                                  align_corners=False).round().to(torch.uint8)
+        mask = F.interpolate(opacity, size=(CROP_SIZE, CROP_SIZE), mode="bilinear", align_corners=False)[0, 0]
+        return RenderResult(image=image[0].permute(1, 2, 0).contiguous(), mask=mask, space="crop",
+                            depth=out["image_depth"][0, 0] if "image_depth" in out else None,
+                            camera=np.asarray(camera, np.float32), label=self.label)

@@ -54,7 +54,7 @@ def sample_pdf(bins: torch.Tensor, weights: torch.Tensor, n_samples: int, *, det
         u = torch.linspace(0, 1, n_samples, device=bins.device).expand(n_rays, n_samples).contiguous()
     else:
         u = torch.rand(n_rays, n_samples, generator=generator, device=bins.device)
-    inds = torch.searchsorted(cdf, u, right=True)
+    inds = sorted_count_not_above(cdf, u)
     below = torch.clamp_min(inds - 1, 0)
     above = torch.clamp_max(inds, n_weights)
     pairs = torch.stack([below, above], -1).reshape(n_rays, 2 * n_samples)
@@ -64,3 +64,13 @@ def sample_pdf(bins: torch.Tensor, weights: torch.Tensor, n_samples: int, *, det
     # A zero-width CDF step means a zero-weight bin, which u never lands in; any finite value will do.
     denom = torch.where(denom < eps, torch.ones_like(denom), denom)
     return bins_g[..., 0] + (u - cdf_g[..., 0]) / denom * (bins_g[..., 1] - bins_g[..., 0])
+
+
+def sorted_count_not_above(cdf: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """searchsorted(cdf, u, right=True) for non-decreasing rows of `cdf`: how many entries are <= u.
+
+    While exporting it is written as a comparison and a sum (ONNX has no searchsorted); same integers.
+    """
+    if torch.onnx.is_in_onnx_export():
+        return (cdf.unsqueeze(1) <= u.unsqueeze(-1)).to(torch.int64).sum(-1)
+    return torch.searchsorted(cdf, u, right=True)

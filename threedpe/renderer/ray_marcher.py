@@ -15,8 +15,15 @@ def interval_weights(densities: torch.Tensor, depths: torch.Tensor) -> torch.Ten
     deltas = depths[..., 1:] - depths[..., :-1]
     sigma = F.softplus((densities[..., :-1] + densities[..., 1:]) / 2 - 1)
     alpha = 1 - torch.exp(-sigma * deltas)
-    transmittance = torch.cumprod(torch.cat([torch.ones_like(alpha[..., :1]), 1 - alpha + 1e-10], -1), -1)
+    transmittance = cumulative_product(torch.cat([torch.ones_like(alpha[..., :1]), 1 - alpha + 1e-10], -1))
     return alpha * transmittance[..., :-1]
+
+
+def cumulative_product(x: torch.Tensor) -> torch.Tensor:
+    """cumprod over the last dim; as exp(cumsum(log x)) while exporting (ONNX has no CumProd), x > 0 here."""
+    if torch.onnx.is_in_onnx_export():
+        return torch.exp(torch.cumsum(torch.log(x), -1))
+    return torch.cumprod(x, -1)
 
 
 def march(densities: torch.Tensor, depths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

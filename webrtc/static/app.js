@@ -23,12 +23,13 @@ const state = {
   phase: "idle", pc: null, channel: null, camera: null, retryTimer: null, retries: 0, silenceTimer: null,
   presets: [], limits: null, settings: {}, defaults: {}, engine: {},
   running: { label: "none", preset: "none" }, accepted: {}, videoBytes: {},
+  iceServers: [],                                          // STUN/TURN from the server (--ice-server)
 };
 
 // Test hook (read by the browser tests and the benchmark).
 const hook = (window.live3dpe = {
   framesReceived: 0, rawFrames: 0, connected: false, phase: "idle", statsReceived: 0, lastStats: null, lastStyle: null,
-  lastError: null, engine: null, engineOptions: null, video: null,
+  lastError: null, engine: null, engineOptions: null, video: null, node: null, sessionsLost: 0,
   grab: (which, size = 64) => grabPixels(which === "raw" ? $("raw") : $("edited"), size),
   cameraParameters: () => state.pc?.getSenders().find((s) => s.track?.kind === "video")?.getParameters(),
   set: (changes) => send(changes),
@@ -102,7 +103,7 @@ async function attempt() {
 
 async function connect() {
   closeSession();
-  const pc = (state.pc = new RTCPeerConnection());
+  const pc = (state.pc = new RTCPeerConnection({ iceServers: state.iceServers }));
   const channel = (state.channel = pc.createDataChannel("control"));
   const current = (handler) => (...args) => { if (pc === state.pc) handler(...args); };
   channel.onopen = current(() => { sendChoices(); expectStats(pc); });
@@ -138,6 +139,8 @@ async function connect() {
   if (pc !== state.pc) return;
   await pc.setRemoteDescription(body);
   await keepCameraSharp(pc);
+  hook.node = body.node || null;
+  if (body.node) watchSession(body.session, pc);
 }
 
 function refusal(message, retry) {
@@ -168,6 +171,24 @@ async function keepCameraSharp(pc) {
 
 function sessionLost(reason) {
   if (state.phase === "connected" || state.phase === "connecting") reconnect(`disconnected: ${reason}`);
+}
+
+// Cluster mode (the answer names the node serving us): the front long-polls this session's state. When its
+// node is lost, say so and reconnect: the cluster places the new session on a surviving node.
+async function watchSession(id, pc) {
+  while (pc === state.pc) {
+    const response = await fetch(`/api/session/${encodeURIComponent(id)}?wait=25`, { headers: authHeaders })
+      .catch(() => null);
+    if (!response) { await new Promise((resolve) => setTimeout(resolve, 2000)); continue; }   // front unreachable
+    if (!response.ok) return;
+    const session = await response.json();
+    if (session.state === "live") continue;
+    if (session.state === "lost" && pc === state.pc && ["connected", "connecting"].includes(state.phase)) {
+      hook.sessionsLost += 1;
+      reconnect("session lost, reconnecting");
+    }
+    return;
+  }
 }
 
 // The one way back after a session is lost or refused for now (server gone, restarting, full, network
@@ -425,9 +446,10 @@ function clearStats() {
 // --- controls and shortcuts ---------------------------------------------------------------------------
 
 async function loadServerInfo() {
-  const response = await fetch("/api/presets");
+  const response = await fetch("/api/presets", { headers: authHeaders });
   const body = await response.json();
   const s = body.settings;
+  state.iceServers = body.ice_servers || [];
   state.settings = { style: s.style, yaw: s.yaw, pitch: s.pitch, zoom: s.zoom, look_at_lens: s.look_at_lens,
     mode: s.mode, enabled: s.enabled, on_face_lost: s.on_face_lost, faces: s.faces };
   state.defaults = { ...state.settings };

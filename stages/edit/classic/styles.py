@@ -171,17 +171,17 @@ def _cartoon(p: Preset, c: Canvas) -> np.ndarray:
     """Cel look (Winnemöller's video abstraction): edge-aware flattening at low resolution, a few soft lightness
     bands, saturated colours, bold soft outlines."""
     h, w = c.rgb.shape[:2]
-    scale = max(1, round(c.face_width / 60.0))
+    scale = max(1, round(c.face_width / 45.0))
     small = cv2.resize(c.rgb, (max(1, w // scale), max(1, h // scale)), interpolation=cv2.INTER_AREA)
     for _ in range(4):
-        small = cv2.bilateralFilter(small, 5, 30, 3)
+        small = cv2.bilateralFilter(small, 5, 40, 3)
     flat = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     lab = cv2.cvtColor(flat, cv2.COLOR_RGB2LAB).astype(np.float32)
-    lab[..., 0] = 255.0 * npr.soft_quantize(lab[..., 0] / 255.0, 6, sharpness=3.0)
-    lab[..., 1:] = 128.0 + 1.35 * (lab[..., 1:] - 128.0)                      # cartoon colours are saturated
+    lab[..., 0] = 255.0 * npr.soft_quantize(lab[..., 0] / 255.0, 4, sharpness=4.0)
+    lab[..., 1:] = 128.0 + 1.6 * (lab[..., 1:] - 128.0)                       # cartoon colours are saturated
     colour = cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB).astype(np.float32) / 255.0
-    lines = npr.xdog(cv2.GaussianBlur(c.lum, (0, 0), max(0.5, c.face_width / 200.0)),
-                     sigma=max(0.8, c.face_width / 90.0), sharpness=40.0, threshold=-0.2)
+    lines = npr.xdog(cv2.GaussianBlur(c.lum, (0, 0), max(0.5, c.face_width / 150.0)),
+                     sigma=max(0.9, c.face_width / 60.0), sharpness=60.0, threshold=-0.1)
     return _to_uint8(colour * (0.05 + 0.95 * lines)[..., None])
 
 
@@ -197,9 +197,9 @@ def _oil(p: Preset, c: Canvas) -> np.ndarray:
     rgb = cv2.resize(c.rgb, size, interpolation=cv2.INTER_AREA) if scale < 1.0 else c.rgb
     uv = cv2.resize(c.uv, size, interpolation=cv2.INTER_LINEAR) if scale < 1.0 else c.uv
     width = c.face_width * scale
-    paint = npr.kuwahara(rgb.astype(np.float32) / 255.0, max(2, round(width / 40.0)))
+    paint = npr.kuwahara(rgb.astype(np.float32) / 255.0, max(2, round(width / 22.0)))
     lum = paint.mean(axis=2)
-    paint = np.clip(lum[..., None] + 1.3 * (paint - lum[..., None]), 0.0, 1.0)
+    paint = np.clip(lum[..., None] + 1.45 * (paint - lum[..., None]), 0.0, 1.0)
     # Brush marks: sparse dabs stuck to the face, dragged along the forms into short strokes; each lightens or
     # darkens the paint a little and its ridge catches the key light (a gentle impasto).
     tangent = npr.flow(lum, max(2.0, width / 25.0))
@@ -208,7 +208,7 @@ def _oil(p: Preset, c: Canvas) -> np.ndarray:
     marks = npr.smear(dabs, tangent, length) * (2 * length + 1) / length
     tint = npr.smear(textures.sample(textures.noise(37, 1.2), uv), tangent, length)
     emboss = cv2.Sobel(marks, cv2.CV_32F, 1, 1, ksize=3)
-    paint = np.clip(paint * (1.0 + 0.08 * tint + 0.18 * marks - 0.4 * emboss)[..., None], 0.0, 1.0)
+    paint = np.clip(paint * (1.0 + 0.12 * tint + 0.22 * marks - 0.3 * emboss)[..., None], 0.0, 1.0)
     if scale < 1.0:
         paint = cv2.resize(paint, (w, h), interpolation=cv2.INTER_LINEAR)
     return _to_uint8(paint * np.array(p.light, np.float32))

@@ -16,6 +16,7 @@ from pipeline.errors import UserError
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("cli.run", "edit a video file or camera into a file"),
+    "quality": ("cli.quality", "measure edit quality on clips: identity, 3D consistency, change, flicker, pose"),
     "bench": ("benchmarks.fps", "measure pipeline fps and per-stage latency on a clip"),
     "face": ("cli.face", "inspect face tracking: pose, EG3D camera, crop per frame"),
     "edit": ("cli.edit", "3DPE edit of one still image, rendered from several views"),

@@ -123,3 +123,12 @@ SFACE = ModelAsset(
     sha256="fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
     description="OpenCV Zoo SFace identity model",
 )
+
+SELFIE_SEGMENTER = ModelAsset(
+    filename="selfie_segmenter.tflite",
+    env_var="LIVE3DPE_SEGMENTER_MODEL",
+    url="https://storage.googleapis.com/mediapipe-models/image_segmenter/selfie_segmenter/float16/latest/selfie_segmenter.tflite",
+    sha256="191ac9529ae506ee0beefa6b2c945a172dab9d07d1e802a290a4e4038226658b",
+    description="MediaPipe selfie segmenter model (selfie_segmenter.tflite)",
+    flag="--segmenter-model",
+)

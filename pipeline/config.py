@@ -42,6 +42,23 @@ class EditSettings:
             raise ValueError("zoom must be within 0.25..4")
         return self
 
+    def within_camera_limits(self) -> "EditSettings":
+        """These settings with the camera offsets clamped to CAMERA_LIMITS (what every front end applies)."""
+        clamped = {axis: _clamp(getattr(self, axis), limit) for axis, limit in CAMERA_LIMITS.items()}
+        return replace(self, grid_yaws=tuple(_clamp(y, CAMERA_LIMITS["yaw"]) for y in self.grid_yaws), **clamped)
+
+    def beyond_camera_limits(self) -> list[str]:
+        """The camera offsets `within_camera_limits` clamps, said for the user (empty when all are in range)."""
+        said = [f"{axis} {getattr(self, axis):g}° → {_clamp(getattr(self, axis), limit):g}°"
+                for axis, limit in CAMERA_LIMITS.items() if _clamp(getattr(self, axis), limit) != getattr(self, axis)]
+        said += [f"grid yaw {y:g}° → {_clamp(y, CAMERA_LIMITS['yaw']):g}°" for y in self.grid_yaws
+                 if _clamp(y, CAMERA_LIMITS["yaw"]) != y]
+        return said
+
+
+def _clamp(value: float, limit: float) -> float:
+    return float(min(max(value, -limit), limit))
+
 
 class EditControls:
     """Thread-safe holder of the current `EditSettings`; stages read `current`, the UI calls `update`."""
@@ -82,4 +99,6 @@ class EngineConfig:
     onnx_dir: str | None = None     # 3dpe exported backends: the ONNX export folder (default: the cache)
     triplane_ema: float = 0.6       # 3dpe: weight of the previous triplane (0 = off)
     trust_pickle: bool = False
+    segmenter_model: str | None = None  # classic: selfie_segmenter.tflite (None: env var, cache or download)
+    face_model: str | None = None   # classic: face_landmarker.task, for the faces in image prompts
     extra: dict[str, Any] = field(default_factory=dict)

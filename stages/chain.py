@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from pipeline.config import COMPOSITE_MODES, FACE_CHOICES, FACE_LOST_POLICIES, EditControls, EditSettings, EngineConfig
+from pipeline.config import (CAMERA_LIMITS, COMPOSITE_MODES, FACE_CHOICES, FACE_LOST_POLICIES, EditControls,
+                             EditSettings, EngineConfig)
 from pipeline.errors import UserError
 from pipeline.stage import Stage
 from stages.composite import CompositeStage
@@ -18,7 +20,7 @@ from threedpe.backends import ACCELERATIONS, BACKENDS
 if TYPE_CHECKING:
     from stages.face import FaceConfig
 
-__all__ = ["add_edit_arguments", "settings_from_args", "engine_config_from_args", "face_config_from_args",
+__all__ = ["add_edit_arguments", "style_setting", "settings_from_args", "engine_config_from_args", "face_config_from_args",
            "create_engine", "build_edit_stages", "build_stages_from_args"]
 
 
@@ -44,9 +46,10 @@ def add_edit_arguments(parser: argparse.ArgumentParser) -> None:
                    help="3dpe temporal smoothing: weight of the previous triplane (0 = off)")
     g.add_argument("--style", default=defaults.style,
                    help="preset name, free text (classic), an image path or image:<path>, or none")
-    g.add_argument("--yaw", type=float, default=0.0, help="virtual camera yaw offset, degrees (+ = the head turns towards image left)")
-    g.add_argument("--pitch", type=float, default=0.0, help="virtual camera pitch offset, degrees (+ = chin up)")
-    g.add_argument("--roll", type=float, default=0.0, help="virtual camera roll offset, degrees")
+    g.add_argument("--yaw", type=float, default=0.0, help=f"virtual camera yaw offset, degrees, within ±{CAMERA_LIMITS['yaw']:g} "
+                   "(+ = the head turns towards image left)")
+    g.add_argument("--pitch", type=float, default=0.0, help=f"virtual camera pitch offset, degrees, within ±{CAMERA_LIMITS['pitch']:g} (+ = chin up)")
+    g.add_argument("--roll", type=float, default=0.0, help=f"virtual camera roll offset, degrees, within ±{CAMERA_LIMITS['roll']:g}")
     g.add_argument("--zoom", type=float, default=1.0, help="virtual camera zoom (0.25..4)")
     g.add_argument("--look-at-lens", action="store_true", help="render from the frontal camera, not the tracked one")
     g.add_argument("--mode", choices=COMPOSITE_MODES, default=defaults.mode, help="how the edit is composited")
@@ -63,20 +66,37 @@ def add_edit_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-smooth", action="store_true", help="no temporal smoothing of the face track")
     g.add_argument("--face-model", metavar="PATH",
                    help="MediaPipe face_landmarker.task (default: $LIVE3DPE_FACE_MODEL, the user cache, or download)")
+    g.add_argument("--segmenter-model", metavar="PATH",
+                   help="MediaPipe selfie_segmenter.tflite for the classic engine (default: $LIVE3DPE_SEGMENTER_MODEL, "
+                        "the user cache, or download)")
+
+
+def style_setting(style: str) -> str:
+    """An `EditSettings.style` for a command-line style: an existing file becomes "image:<path>"."""
+    if style_prompt(style) is not None and not style.startswith("image:") and Path(style).is_file():
+        return f"image:{style}"
+    return style
 
 
 def settings_from_args(args: argparse.Namespace) -> EditSettings:
-    style = args.style
-    if style_prompt(style) is not None and not style.startswith("image:") and Path(style).is_file():
-        style = f"image:{style}"
+    """The settings the flags ask for; camera offsets beyond the range the engines render well are clamped to it,
+    and a line on stderr says so."""
+    style = style_setting(args.style)
     try:
         grid = tuple(float(y) for y in str(args.grid_yaws).split(",") if y.strip())
-        return EditSettings(style=style, yaw=args.yaw, pitch=args.pitch, roll=args.roll, zoom=args.zoom,
-                            look_at_lens=args.look_at_lens, mode=args.mode, on_face_lost=args.on_face_lost, faces=args.faces,
-                            hold_seconds=max(args.hold, 0.0), fade_seconds=max(args.fade, 0.0),
-                            grid_yaws=grid or (0.0,)).validated()
+        asked = EditSettings(style=style, yaw=args.yaw, pitch=args.pitch, roll=args.roll, zoom=args.zoom,
+                             look_at_lens=args.look_at_lens, mode=args.mode, on_face_lost=args.on_face_lost,
+                             faces=args.faces, hold_seconds=max(args.hold, 0.0), fade_seconds=max(args.fade, 0.0),
+                             grid_yaws=grid or (0.0,))
+        settings = asked.validated().within_camera_limits()
     except ValueError as exc:
         raise UserError(f"bad edit setting: {exc}") from None
+    clamped = asked.beyond_camera_limits()
+    if clamped:
+        limits = ", ".join(f"{axis} ±{limit:g}°" for axis, limit in CAMERA_LIMITS.items())
+        print(f"note: the virtual camera renders well within {limits} (docs/quality.md); clamped "
+              f"{', '.join(clamped)}", file=sys.stderr)
+    return settings
 
 
 def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
@@ -88,7 +108,8 @@ def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
         raise UserError("--max-batch must be at least 1")
     return EngineConfig(name=name, weights=args.weights, random_weights=args.random_weights, device=args.device,
                         precision=args.precision, backend=args.backend, accel=args.accel, max_batch=args.max_batch,
-                        onnx_dir=args.onnx_dir, triplane_ema=args.triplane_ema, trust_pickle=args.trust_pickle)
+                        onnx_dir=args.onnx_dir, triplane_ema=args.triplane_ema, trust_pickle=args.trust_pickle,
+                        segmenter_model=args.segmenter_model, face_model=args.face_model)
 
 
 def face_config_from_args(args: argparse.Namespace) -> "FaceConfig":

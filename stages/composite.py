@@ -40,8 +40,11 @@ def _roi(points: np.ndarray, width: int, height: int) -> tuple[int, int, int, in
 
 
 def _blend(base: np.ndarray, top: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    m = mask[..., None]
-    return np.clip(base.astype(np.float32) * (1.0 - m) + top.astype(np.float32) * m + 0.5, 0, 255).astype(np.uint8)
+    """`top` over `base` by `mask` (uint8 out; OpenCV's blend: one pass, no float copies of the images)."""
+    if top.dtype != np.uint8:
+        top = np.clip(top + 0.5, 0, 255).astype(np.uint8)
+    weight = np.ascontiguousarray(mask, np.float32)
+    return cv2.blendLinear(np.ascontiguousarray(top), np.ascontiguousarray(base), weight, 1.0 - weight)
 
 
 def match_seam_colour(top: np.ndarray, base: np.ndarray, mask: np.ndarray) -> np.ndarray:

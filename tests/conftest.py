@@ -18,6 +18,7 @@ def pytest_sessionstart(session):
     session.config.stash[FOLDER] = folder
     models = folder / "models"
     os.environ.setdefault("LIVE3DPE_FACE_MODEL", str(models / "face_landmarker.task"))
+    os.environ.setdefault("LIVE3DPE_SEGMENTER_MODEL", str(models / "selfie_segmenter.tflite"))
     os.environ.setdefault("LIVE3DPE_YUNET_MODEL", str(models / "face_detection_yunet_2023mar_int8bq.onnx"))
     os.environ.setdefault("LIVE3DPE_SFACE_MODEL", str(models / "face_recognition_sface_2021dec_int8bq.onnx"))
 

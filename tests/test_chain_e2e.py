@@ -75,7 +75,7 @@ def test_paste_style_changes_the_face_and_not_the_background(talking):
 
 @pytest.fixture(scope="module")
 def pose_meter():
-    from benchmarks.identity import PoseMeter
+    from quality.identity import PoseMeter
 
     meter = PoseMeter()
     yield meter
@@ -84,7 +84,7 @@ def pose_meter():
 
 @pytest.mark.parametrize("offset", [{"yaw": 20.0}, {"yaw": -20.0}, {"pitch": 10.0}])
 def test_virtual_camera_turns_the_head_as_measured(talking, pose_meter, offset):
-    from benchmarks.identity import pose_change
+    from quality.identity import pose_change
 
     out = run_chain(talking[:3], style="none", **offset)
     changes = [pose_change(pose_meter, p.frame, p.out_frame) for p in out]
@@ -106,7 +106,7 @@ def test_zero_offsets_leave_a_turned_head_as_it_is(clips):
 
 
 def test_identity_is_kept_at_yaw_15(talking):
-    from benchmarks.identity import IdentityMeter
+    from quality.identity import IdentityMeter
 
     meter = IdentityMeter()
     out = run_chain(talking[:2], style="none", yaw=15.0)

@@ -100,7 +100,7 @@ def read_image(path, max_side: int = 640) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _identity_meter():
-    from benchmarks.identity import IdentityMeter
+    from quality.identity import IdentityMeter
 
     return IdentityMeter()
 
@@ -110,3 +110,13 @@ def identity_cosine(a: np.ndarray, b: np.ndarray) -> float:
     similarity = _identity_meter().similarity(a, b)
     assert similarity is not None, "YuNet found no face"
     return similarity
+
+
+def away_from_person(rgb: np.ndarray, face: FaceObservation, margin: float = 0.2) -> np.ndarray:
+    """Pixels farther than `margin` face widths from the person (the selfie segmenter on the input)."""
+    from stages.person_mask import PersonSegmenter
+
+    with PersonSegmenter() as segmenter:
+        person = (segmenter.segment(rgb) > 0.5).astype(np.uint8)
+    grow = int(margin * (face.box[2] - face.box[0]))
+    return cv2.dilate(person, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)) == 0

@@ -69,3 +69,21 @@ def test_random_weights_edit_writes_a_labelled_sheet_and_video(images, tmp_path,
     with av.open(str(video)) as container:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert len(frames) == 1 and frames[0].shape == (512, 512, 3)
+
+
+def test_camera_offsets_beyond_the_range_are_clamped_and_said(capsys):
+    import argparse
+
+    from pipeline.config import CAMERA_LIMITS
+    from stages.chain import add_edit_arguments, settings_from_args
+
+    parser = argparse.ArgumentParser()
+    add_edit_arguments(parser)
+    settings = settings_from_args(parser.parse_args(["--yaw", "40", "--pitch", "-30", "--grid-yaws=-45,0,45"]))
+    assert settings.yaw == CAMERA_LIMITS["yaw"] and settings.pitch == -CAMERA_LIMITS["pitch"]
+    assert settings.grid_yaws == (-CAMERA_LIMITS["yaw"], 0.0, CAMERA_LIMITS["yaw"])
+    note = capsys.readouterr().err
+    assert note.count("\n") == 1
+    assert f"yaw 40° → {CAMERA_LIMITS['yaw']:g}°" in note and f"pitch -30° → -{CAMERA_LIMITS['pitch']:g}°" in note
+    settings_from_args(parser.parse_args(["--yaw", "10"]))
+    assert capsys.readouterr().err == ""

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-OURS = {"pipeline", "threedpe", "stages", "training", "webrtc", "cluster", "benchmarks", "cli", "testdata"}
+OURS = {"pipeline", "threedpe", "stages", "training", "webrtc", "cluster", "quality", "benchmarks", "cli", "testdata"}
 ALLOWED = {
     "pipeline": set(),
     "threedpe": {"pipeline"},
@@ -13,8 +13,9 @@ ALLOWED = {
     "training": {"pipeline", "threedpe", "stages"},
     "webrtc": {"pipeline", "threedpe", "stages"},
     "cluster": {"pipeline", "threedpe", "stages", "webrtc"},
-    "benchmarks": {"pipeline", "threedpe", "stages", "training", "webrtc", "cluster", "cli", "testdata"},
-    "cli": {"pipeline", "threedpe", "stages", "training", "webrtc", "cluster", "benchmarks"},
+    "quality": {"pipeline", "threedpe", "stages"},
+    "benchmarks": {"pipeline", "threedpe", "stages", "training", "webrtc", "cluster", "quality", "cli", "testdata"},
+    "cli": {"pipeline", "threedpe", "stages", "training", "webrtc", "cluster", "quality", "benchmarks"},
     "testdata": {"pipeline"},                  # tests and benchmarks only: no product package imports it
 }
 

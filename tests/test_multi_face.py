@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from benchmarks.identity import IdentityMeter
+from quality.identity import IdentityMeter
 from pipeline.config import EditControls, EditSettings
 from pipeline.graph import Graph
 from pipeline.harness import ListSink, ListSource

@@ -3,6 +3,7 @@
     style = engine.prepare(prompt)            # once per style (cached by the engine)
     scene = engine.encode(face, frame, style) # per frame (or less often: the render stage re-uses scenes)
     out   = engine.render(scene, camera)      # per frame, at the (virtual) camera: a RenderResult
+    engine.close()                            # optional: release models (the edit stage calls it when it closes)
 """
 from __future__ import annotations
 

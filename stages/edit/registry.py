@@ -15,7 +15,7 @@ def create_engine(config: EngineConfig) -> Engine:
             raise UserError("the classic engine uses no weights: drop --weights/--random-weights or use --engine 3dpe")
         from stages.edit.classic import ClassicEngine
 
-        return ClassicEngine()
+        return ClassicEngine(segmenter_model=config.segmenter_model, face_model=config.face_model)
     if config.name == "3dpe":
         from stages.edit.threedpe_engine import ThreeDPEEngine
 

@@ -226,3 +226,6 @@ class EditStage(Stage):
         await asyncio.to_thread(self.styles.close)
         if self._encoder is not None:
             await asyncio.to_thread(self._encoder.close)
+        close_engine = getattr(self.engine, "close", None)          # models the engine holds (optional)
+        if close_engine is not None:
+            await asyncio.to_thread(close_engine)

@@ -2,7 +2,7 @@
 
 Depth is in "head pixels": 1 unit = 1 image pixel at the depth of the head centre, + = away from
 the camera (MediaPipe's z has this scale). Each grid cell also says how rigidly it follows the head
-(`follow`: 1 on the head, smoothly 0 on the background) and how much of it is head (`head`).
+(`follow`: 1 on the head, smoothly 0 on the background; the engine raises it on the segmented head).
 """
 from __future__ import annotations
 
@@ -34,11 +34,9 @@ class DepthProxy:
     v: np.ndarray                   # (gh, gw) pixel y
     depth: np.ndarray               # (gh, gw) depth relative to the head centre, head pixels
     follow: np.ndarray              # (gh, gw) in [0, 1]: how rigidly the cell turns with the head
-    head: np.ndarray                # (gh, gw) in [0, 1]: soft head region (where styles apply)
     centre: tuple[float, float]     # head centre projected into the frame (pixels)
     face_width: float               # pixels
     focal: float                    # pinhole focal length of the webcam model, pixels
-    face: np.ndarray | None = None  # (gh, gw) 0/1: covered by the face mesh
 
 
 def webcam_focal(width: int, face_width: float, fov_deg: float = 60.0) -> float:
@@ -106,16 +104,9 @@ def build_proxy(landmarks: np.ndarray, shape: tuple[int, int], step: int = 4,
     hull_alpha = inside * cv2.GaussianBlur(inside, (0, 0), max(1.0, 0.15 * width / step)) ** 2
     depth = hull_alpha * mesh + (1.0 - hull_alpha) * np.where(radius <= 1.0, ellipsoid, around)
     follow = 1.0 - smoothstep((radius - 1.05) / FALLOFF)
-    # Styles stay within 1.5× the landmark box (the compositor's promise: the rest of the frame is untouched).
-    lo, hi = pts[:, :2].min(0), pts[:, :2].max(0)
-    mid, half = (lo + hi) / 2, np.maximum((hi - lo) / 2, 1.0)
-    window = ((1.0 - smoothstep((np.abs(u - mid[0]) - 1.3 * half[0]) / (0.2 * half[0])))
-              * (1.0 - smoothstep((np.abs(v - mid[1]) - 1.3 * half[1]) / (0.2 * half[1]))))
-    head = np.maximum(hull_alpha, 1.0 - smoothstep((radius - 0.8) / 0.2)) * window
     return DepthProxy(shape=tuple(shape[:2]), u=u, v=v, depth=(depth - pivot[2]).astype(np.float32),
-                      follow=follow.astype(np.float32), head=head.astype(np.float32),
-                      centre=(float(pivot[0]), float(pivot[1])), face_width=width,
-                      focal=webcam_focal(shape[1], width, fov_deg), face=inside)
+                      follow=follow.astype(np.float32), centre=(float(pivot[0]), float(pivot[1])),
+                      face_width=width, focal=webcam_focal(shape[1], width, fov_deg))
 
 
 def _into_head(centred: np.ndarray) -> np.ndarray:

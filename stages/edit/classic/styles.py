@@ -1,7 +1,11 @@
-"""The named style presets for video calls and how each one repaints a head region.
+"""The named style presets for video calls and how each one repaints the head in the virtual view.
 
-Statue looks (metal, stone) are shaded from the proxy's normals in the virtual view, so their
-light stays put while the head turns; the painterly looks work on the pixels.
+Sculpted looks (metals, stone) are lit, not tinted: the depth proxy's normals, bent by the picture's own detail
+(features, locks of hair) into a carved relief, are shaded by a fixed studio — diffuse light, ambient occlusion
+in the cavities, and for metals the reflection of a soft box — so the light stays put while the head turns.
+Painterly looks use well-known non-photorealistic filters (stages/edit/classic/npr.py). Marks that a material or
+a medium adds (veins, grain, hatching, bristles) are textures stuck to the face (textures.py): the same face in
+the next frame gets the same marks.
 """
 from __future__ import annotations
 
@@ -10,174 +14,219 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from stages.edit.classic.normals import lambert, specular
+from stages.edit.classic import npr, textures
+from stages.edit.classic.shading import KEY_LIGHT, band_pass, cavities, facing, lambert, relief, specular, studio
 
-_RNG = np.random.default_rng(7)
-# Fixed textures, stretched over the head so they stay on it: turbulence for marble veins, noise for brush strokes.
-_TURBULENCE = (cv2.resize(_RNG.random((6, 6)).astype(np.float32), (128, 128), interpolation=cv2.INTER_CUBIC)
-               + 0.5 * cv2.resize(_RNG.random((16, 16)).astype(np.float32), (128, 128), interpolation=cv2.INTER_CUBIC))
-_BRUSH_NOISE = _RNG.random((256, 256)).astype(np.float32)
-CARVE_CONTRAST = 0.14               # std of the carved features (eyes, brows, nostrils, lips) in tone units
-OIL_FACE_WIDTH = 90.0               # the oil look paints at this face width (smaller faces: at full size)
+
+@dataclass
+class Canvas:
+    """What a look paints on: the head's box in the frame, and what is known about each pixel there."""
+
+    rgb: np.ndarray                 # (h, w, 3) uint8
+    lum: np.ndarray                 # (h, w) float32 in [0, 1]: its lightness (grey)
+    weight: np.ndarray              # (h, w) float32 in [0, 1]: the head (face, hair, ears, neck)
+    hair: np.ndarray                # (h, w) float32: the part of the head that is not skin (the hair)
+    normals: np.ndarray             # (h, w, 3) the depth proxy's unit normals
+    uv: np.ndarray                  # (h, w, 2) float32 aligned-crop coordinates of each pixel's point on the head
+    face_width: float               # pixels
+    detail: float                   # the head's detail contrast (std of band-passed lightness), smoothed over frames
+    tone_range: tuple[float, float] = (0.0, 1.0)  # the head's lightness range (low, high), smoothed over frames
 
 
 @dataclass(frozen=True)
 class Preset:
-    """A named look: `look` picks the painter, colours are RGB in [0, 1]."""
+    """A named look: `look` picks the painter; colours are RGB in [0, 1]."""
 
     name: str
     look: str                       # "metal", "stone", "sketch", "cartoon", "oil"
     dark: tuple[float, float, float] = (0.0, 0.0, 0.0)
     light: tuple[float, float, float] = (1.0, 1.0, 1.0)
     highlight: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    gloss: float = 0.0
+    gloss: float = 0.0              # specular highlight strength
     shininess: float = 16.0
-    veins: float = 0.0              # stone only: how dark its veins are
+    reflect: float = 0.0            # metals: share of the colour that is the studio's reflection
+    veins: float = 0.0              # stone: how dark its veins are
+    grain: float = 0.0              # stone: surface grain (clay pores), relief units
 
-    def apply(self, rgb: np.ndarray, normals: np.ndarray, face_width: float, weight: np.ndarray) -> np.ndarray:
-        """Repaint `rgb` (h, w, 3 uint8) whose surface normals are `normals` (h, w, 3); `weight`: the head (h, w)."""
-        return _LOOKS[self.look](self, rgb, normals, max(face_width, 8.0), weight)
+    def apply(self, canvas: Canvas) -> np.ndarray:
+        """The head's box repainted (h, w, 3 uint8); the caller blends it in by `canvas.weight`."""
+        return _LOOKS[self.look](self, canvas)
 
-
-def _luminance(rgb: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-
-
-def _wide_blur(image: np.ndarray, sigma: float) -> np.ndarray:
-    """A Gaussian blur with a large sigma, done at reduced size (same look, a fraction of the cost)."""
-    h, w = image.shape[:2]
-    factor = max(1, int(sigma / 3))
-    small = cv2.resize(image, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_AREA)
-    return cv2.resize(cv2.GaussianBlur(small, (0, 0), sigma / factor), (w, h), interpolation=cv2.INTER_LINEAR)
+    @property
+    def fine_detail(self) -> float:
+        """How much of the picture's finest detail to give back when the head was painted at a smaller size:
+        a carved surface keeps it (pores, strands), drawn and painted looks are made of their own marks."""
+        return 0.6 if self.look in ("metal", "stone") else 0.0
 
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:
     return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def _carved_detail(lum: np.ndarray, width: float, weight: np.ndarray, fine_gain: float) -> np.ndarray:
-    """The face's features as a band-pass of luminance (eye sockets, brows, nostrils, lip line), normalised so
-    they are equally legible in dim and bright video, and clipped so specks and glasses glints don't dominate."""
-    detail = lum - cv2.GaussianBlur(lum, (0, 0), width / 18.0)
-    fine = lum - cv2.GaussianBlur(lum, (0, 0), width / 90.0)
-    head = weight > 0.5
-    spread = float(detail[head].std()) if head.sum() > 16 else float(detail.std())
-    carved = (0.8 * detail + fine_gain * fine) * (CARVE_CONTRAST / max(spread, 1e-3))
-    return np.clip(carved, -0.4, 0.3)
+def carved_height(c: Canvas, lum: np.ndarray, face_scale: tuple[float, float] = (150.0, 14.0),
+                  hair_scale: tuple[float, float] = (110.0, 30.0)) -> np.ndarray:
+    """A relief from the picture: the face's features at face scale, the hair's locks at a finer one, in units
+    of the head's (temporally smoothed) detail contrast; dark is deep."""
+    w = c.face_width
+    face = band_pass(lum, w / face_scale[0], w / face_scale[1])
+    hair = band_pass(lum, w / hair_scale[0], w / hair_scale[1])
+    height = (1.0 - c.hair) * face + c.hair * 1.3 * hair
+    return np.clip(height / max(c.detail, 1e-3), -3.0, 3.0)
 
 
-def statue_tone(rgb: np.ndarray, normals: np.ndarray, width: float, weight: np.ndarray,
-                 ambient: float, fine_gain: float) -> np.ndarray:
-    """Tone in [0, 1] of a carved statue: light on the proxy's normals, the features carved in, a hint of albedo
-    (hair a little darker than skin)."""
-    lum = _luminance(rgb)
-    base = _wide_blur(lum, width / 8.0)
-    head = weight > 0.5
-    albedo = 0.25 * (base - (float(base[head].mean()) if head.any() else float(base.mean())))
-    tone = ambient + (0.95 - ambient) * lambert(normals) + albedo + _carved_detail(lum, width, weight, fine_gain)
-    return np.clip(tone, 0.0, 1.0)
+def smoothed_lightness(c: Canvas) -> np.ndarray:
+    """The head's lightness without the camera's noise, edges kept (a guided filter): cast metal and carved
+    stone are smooth, and noise amplified into relief and highlights would shimmer from frame to frame."""
+    radius = max(2, round(c.face_width / 50.0))
+    return cv2.ximgproc.guidedFilter(c.lum, c.lum, radius, 2e-3)
 
 
-def _metal(p: Preset, rgb, normals, width, weight):
-    tone = statue_tone(rgb, normals, width, weight, ambient=0.15, fine_gain=0.6)
-    dark, light = np.array(p.dark, np.float32), np.array(p.light, np.float32)
-    out = dark + (light - dark) * tone[..., None]
-    out += p.gloss * specular(normals, p.shininess)[..., None] * np.array(p.highlight, np.float32)
-    return _to_uint8(out)
+@dataclass
+class Sculpture:
+    """The head as a carved surface: normals with the fine relief (diffuse light), normals with only the broad
+    forms (highlights and reflections, which fine relief would make sparkle), ambient occlusion, and the
+    picture's smoothed lightness."""
+
+    normals: np.ndarray
+    broad: np.ndarray
+    occlusion: np.ndarray
+    lum: np.ndarray
 
 
-def _stone(p: Preset, rgb, normals, width, weight):
-    """Matte stone: soft light wrapping round the form (a little subsurface), the features carved, thin veins."""
-    tone = statue_tone(rgb, normals, width, weight, ambient=0.3, fine_gain=0.25) ** 0.85
-    h, w = tone.shape
-    turbulence = cv2.resize(_TURBULENCE, (w, h), interpolation=cv2.INTER_LINEAR)
-    xs, ys = np.meshgrid(np.linspace(0, 1, w, dtype=np.float32), np.linspace(0, 1, h, dtype=np.float32))
-    phase = 3.0 * (xs + 0.6 * ys) + 1.1 * turbulence                     # diagonal veins, meandering
-    vein = np.exp(-(np.sin(np.pi * phase) / 0.1) ** 2)                  # thin lines where the sine crosses 0
-    dark, light = np.array(p.dark, np.float32), np.array(p.light, np.float32)
-    out = (dark + (light - dark) * tone[..., None]) * (1.0 - p.veins * vein)[..., None]
-    out += p.gloss * specular(normals, p.shininess)[..., None] * np.array(p.highlight, np.float32)
-    return _to_uint8(out)
+def sculpt(c: Canvas, depth_gain: float) -> Sculpture:
+    lum = smoothed_lightness(c)
+    gain = depth_gain * c.face_width / 60.0
+    normals = relief(c.normals, carved_height(c, lum), gain)
+    broad = relief(c.normals, carved_height(c, lum, face_scale=(40.0, 10.0), hair_scale=(40.0, 12.0)), gain)
+    occlusion = 1.0 - 0.65 * cavities(lum, c.face_width / 14.0, c.detail)
+    return Sculpture(normals, broad, occlusion, lum)
 
 
-def _sketch(p: Preset, rgb, normals, width, weight):
-    gray = _luminance(rgb)
-    blurred = cv2.GaussianBlur(1.0 - gray, (0, 0), width / 30.0)
-    dodge = np.clip(gray / np.maximum(1.0 - blurred, 1e-3), 0.0, 1.0) ** 2.0   # colour dodge: pencil lines
-    shade = 0.8 + 0.2 * lambert(normals)
-    return _to_uint8((dodge * shade)[..., None] * np.array(p.light, np.float32))
+def _metal(p: Preset, c: Canvas) -> np.ndarray:
+    """Cast metal: the person's own light and shade (their features, so they stay recognisable from every side)
+    in the metal's colours, lit again by the studio — the carved relief's diffuse light and occlusion, and the
+    reflection of the soft box with its highlights."""
+    s = sculpt(c, depth_gain=0.35)
+    dark, light, high = (np.array(v, np.float32) for v in (p.dark, p.light, p.highlight))
+    tone = PICTURE_SHARE * _own_tone(s.lum, c) + (1.0 - PICTURE_SHARE) * lambert(s.normals)
+    body = dark + (light - dark) * tone[..., None]
+    # Schlick's Fresnel for a metal: its own colour head-on, white at grazing angles
+    grazing = (1.0 - facing(s.broad))[..., None] ** 5
+    mirror = (light + (1.0 - light) * grazing) * studio(s.broad)[..., None]
+    shine = p.gloss * specular(s.broad, p.shininess)[..., None] * high
+    patina = 1.0 - 0.1 * textures.sample(textures.turbulence(5), c.uv)[..., None]   # uneven casting
+    colour = ((1.0 - p.reflect) * body + p.reflect * mirror * (0.5 + tone[..., None])) * patina
+    return _to_uint8((colour + shine) * s.occlusion[..., None])
 
 
-def _cartoon(p: Preset, rgb, normals, width, weight):
-    h, w = rgb.shape[:2]
-    small = cv2.resize(rgb, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA)
-    for _ in range(2):
-        small = cv2.bilateralFilter(small, 7, 40, 5)
+PICTURE_SHARE = 0.55                # share of a statue's tone that is the person's own light and shade
+
+
+def _own_tone(lum: np.ndarray, c: Canvas) -> np.ndarray:
+    """The picture's lightness on the head, normalised to [0, 1] by its range (dim and bright video alike)."""
+    lo, hi = c.tone_range
+    return np.clip((lum - lo) / (hi - lo), 0.0, 1.0)
+
+
+def _stone(p: Preset, c: Canvas) -> np.ndarray:
+    """Matte stone: the person's own light and shade with soft light wrapping round the form (a little subsurface),
+    carved features, veins or grain."""
+    s = sculpt(c, depth_gain=0.25)
+    normals = s.normals
+    if p.grain:
+        normals = relief(normals, p.grain * textures.sample(textures.noise(9, 2.0), c.uv), gain=1.0)
+    wrap = np.clip((normals @ KEY_LIGHT.astype(np.float32) + 0.35) / 1.35, 0.0, 1.0)
+    tone = (0.3 + 0.7 * (PICTURE_SHARE * _own_tone(s.lum, c) + (1.0 - PICTURE_SHARE) * wrap)) * s.occlusion
+    dark, light, high = (np.array(v, np.float32) for v in (p.dark, p.light, p.highlight))
+    colour = dark + (light - dark) * tone[..., None]
+    if p.veins:
+        colour *= (1.0 - p.veins * textures.sample(textures.veins(), c.uv))[..., None]
+    colour += p.gloss * specular(s.broad, p.shininess)[..., None] * high
+    return _to_uint8(colour)
+
+
+def _sketch(p: Preset, c: Canvas) -> np.ndarray:
+    """Graphite on paper (after Lu et al.'s pencil drawing): XDoG contours over a lightened tone drawn with pencil
+    strokes — noise stuck to the face, smeared along the forms' flow — that darken only where the picture is dark."""
+    lum = c.lum
+    w = c.face_width
+    lines = npr.xdog(lum, sigma=max(0.7, w / 150.0), sharpness=30.0, threshold=-0.1)
+    tone = cv2.GaussianBlur(lum, (0, 0), max(1.0, w / 80.0))
+    tone = np.clip(tone * (0.85 + 0.3 * lambert(c.normals)), 0.0, 1.0) ** 0.6      # a drawing is lighter
+    tangent = npr.flow(tone, max(2.0, w / 30.0))
+    grain = npr.smear(textures.sample(textures.noise(21, 0.7), c.uv), tangent, max(3, round(w / 25.0)))
+    strokes = np.clip(0.5 + 1.6 * grain, 0.0, 1.0)                      # 1 = bare paper between strokes
+    pencil = 1.0 - (1.0 - tone) * (1.25 - 0.5 * strokes)
+    paper = 0.97 + 0.03 * textures.sample(textures.noise(23, 1.0), c.uv)
+    graphite = np.minimum(lines, np.clip(pencil, 0.0, 1.0)) * paper
+    return _to_uint8(graphite[..., None] * np.array(p.light, np.float32))
+
+
+def smoothstep_np(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def _cartoon(p: Preset, c: Canvas) -> np.ndarray:
+    """Cel look (Winnemöller's video abstraction): edge-aware flattening at low resolution, a few soft lightness
+    bands, saturated colours, bold soft outlines."""
+    h, w = c.rgb.shape[:2]
+    scale = max(1, round(c.face_width / 45.0))
+    small = cv2.resize(c.rgb, (max(1, w // scale), max(1, h // scale)), interpolation=cv2.INTER_AREA)
+    for _ in range(4):
+        small = cv2.bilateralFilter(small, 5, 40, 3)
     flat = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    levels = 6
-    flat = (np.floor(flat.astype(np.float32) / 256.0 * levels) + 0.5) / levels
-    gray = cv2.medianBlur(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), 5)
-    block = 2 * max(2, int(width / 25)) + 1
-    edges = cv2.adaptiveThreshold(gray, 1, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, block, 5)
-    return _to_uint8(np.clip(flat * 1.1, 0, 1) * (0.15 + 0.85 * edges.astype(np.float32))[..., None])
+    lab = cv2.cvtColor(flat, cv2.COLOR_RGB2LAB).astype(np.float32)
+    lab[..., 0] = 255.0 * npr.soft_quantize(lab[..., 0] / 255.0, 4, sharpness=4.0)
+    lab[..., 1:] = 128.0 + 1.6 * (lab[..., 1:] - 128.0)                       # cartoon colours are saturated
+    colour = cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB).astype(np.float32) / 255.0
+    lines = npr.xdog(cv2.GaussianBlur(c.lum, (0, 0), max(0.5, c.face_width / 150.0)),
+                     sigma=max(0.9, c.face_width / 60.0), sharpness=60.0, threshold=-0.1)
+    return _to_uint8(colour * (0.05 + 0.95 * lines)[..., None])
 
 
-def _brush_strokes(lum: np.ndarray, length: int) -> np.ndarray:
-    """Stroke texture in about [-0.5, 0.5]: fixed noise smeared along the isophotes (line integral convolution),
-    so strokes follow the forms like a painter's brush."""
-    h, w = lum.shape
-    smooth = cv2.GaussianBlur(lum, (0, 0), 2.0)
-    gx, gy = cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1)
-    # Structure tensor: the dominant gradient direction, averaged so strokes flow smoothly.
-    jxx, jyy, jxy = (cv2.GaussianBlur(a, (0, 0), 3.0) for a in (gx * gx, gy * gy, gx * gy))
-    angle = 0.5 * np.arctan2(2 * jxy, jxx - jyy) + np.pi / 2             # along the edges, not across
-    tx, ty = np.cos(angle), np.sin(angle)
-    noise = cv2.resize(_BRUSH_NOISE, (w, h), interpolation=cv2.INTER_NEAREST) if (h, w) != _BRUSH_NOISE.shape \
-        else _BRUSH_NOISE
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    total = noise.copy()
-    for sign in (-1.0, 1.0):
-        px, py = xs.copy(), ys.copy()
-        for _ in range(length):
-            px += sign * tx
-            py += sign * ty
-            total += cv2.remap(noise, px, py, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    return total / (2 * length + 1) - 0.5
+OIL_FACE_WIDTH = 140.0              # the oil look paints at this face width (bigger faces: scaled down and back)
 
 
-def _oil(p: Preset, rgb, normals, width, weight):
-    """Oil paint: small-brush oil filter (no flat patches), richer pigment, strokes along the forms with impasto."""
-    h, w = rgb.shape[:2]
-    scale = min(1.0, OIL_FACE_WIDTH / width)
+def _oil(p: Preset, c: Canvas) -> np.ndarray:
+    """Oil paint: a smooth Kuwahara filter for the paint, a little richer pigment, and brush marks along the forms
+    (stuck to the face, so they stay put from frame to frame)."""
+    h, w = c.rgb.shape[:2]
+    scale = min(1.0, OIL_FACE_WIDTH / max(c.face_width, 1.0))
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if scale < 1.0 else rgb
-    paint = cv2.xphoto.oilPainting(small, 2, 1).astype(np.float32) / 255.0
-    lum = paint.mean(2)
-    strokes = _brush_strokes(lum, 5)
-    paint = np.clip(lum[..., None] + 1.3 * (paint - lum[..., None]), 0, 1)   # richer pigment
-    # Impasto: the strokes' ridges lit from the key light's side, plus a little of the form's light.
-    relief = cv2.Sobel(strokes, cv2.CV_32F, 1, 1, ksize=3)
-    shade = 0.92 + 3.0 * strokes * 0.12 - 0.6 * relief
-    paint = np.clip(paint * shade[..., None], 0, 1)
+    rgb = cv2.resize(c.rgb, size, interpolation=cv2.INTER_AREA) if scale < 1.0 else c.rgb
+    uv = cv2.resize(c.uv, size, interpolation=cv2.INTER_LINEAR) if scale < 1.0 else c.uv
+    width = c.face_width * scale
+    paint = npr.kuwahara(rgb.astype(np.float32) / 255.0, max(2, round(width / 22.0)))
+    lum = paint.mean(axis=2)
+    paint = np.clip(lum[..., None] + 1.45 * (paint - lum[..., None]), 0.0, 1.0)
+    # Brush marks: sparse dabs stuck to the face, dragged along the forms into short strokes; each lightens or
+    # darkens the paint a little and its ridge catches the key light (a gentle impasto).
+    tangent = npr.flow(lum, max(2.0, width / 25.0))
+    length = max(3, round(width / 12.0))
+    dabs = np.clip(textures.sample(textures.noise(31, 1.2), uv) - 1.0, 0.0, 1.0)
+    marks = npr.smear(dabs, tangent, length) * (2 * length + 1) / length
+    tint = npr.smear(textures.sample(textures.noise(37, 1.2), uv), tangent, length)
+    emboss = cv2.Sobel(marks, cv2.CV_32F, 1, 1, ksize=3)
+    paint = np.clip(paint * (1.0 + 0.12 * tint + 0.22 * marks - 0.3 * emboss)[..., None], 0.0, 1.0)
     if scale < 1.0:
         paint = cv2.resize(paint, (w, h), interpolation=cv2.INTER_LINEAR)
-    shading = 0.9 + 0.15 * lambert(normals)
-    return _to_uint8(paint * shading[..., None] * np.array(p.light, np.float32))
+    return _to_uint8(paint * np.array(p.light, np.float32))
 
 
 _LOOKS = {"metal": _metal, "stone": _stone, "sketch": _sketch, "cartoon": _cartoon, "oil": _oil}
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
-    Preset("bronze statue", "metal", dark=(0.12, 0.06, 0.02), light=(0.85, 0.55, 0.28),
-           highlight=(1.0, 0.85, 0.6), gloss=0.55, shininess=20.0),
-    Preset("golden statue", "metal", dark=(0.25, 0.15, 0.0), light=(1.0, 0.82, 0.3),
-           highlight=(1.0, 0.95, 0.75), gloss=0.7, shininess=28.0),
-    Preset("silver statue", "metal", dark=(0.12, 0.13, 0.15), light=(0.85, 0.87, 0.9),
-           highlight=(1.0, 1.0, 1.0), gloss=0.6, shininess=32.0),
-    Preset("marble", "stone", dark=(0.3, 0.3, 0.31), light=(0.98, 0.97, 0.94),
-           highlight=(1.0, 1.0, 1.0), gloss=0.12, shininess=12.0, veins=0.1),
-    Preset("terracotta", "stone", dark=(0.22, 0.08, 0.04), light=(0.86, 0.5, 0.33),
-           highlight=(1.0, 0.8, 0.7), gloss=0.04, shininess=8.0, veins=0.05),
+    Preset("bronze statue", "metal", dark=(0.10, 0.05, 0.02), light=(0.72, 0.45, 0.22),
+           highlight=(1.0, 0.82, 0.55), gloss=0.45, shininess=18.0, reflect=0.45),
+    Preset("golden statue", "metal", dark=(0.30, 0.19, 0.03), light=(1.0, 0.80, 0.32),
+           highlight=(1.0, 0.95, 0.7), gloss=0.35, shininess=18.0, reflect=0.4),
+    Preset("silver statue", "metal", dark=(0.16, 0.17, 0.19), light=(0.80, 0.82, 0.86),
+           highlight=(1.0, 1.0, 1.0), gloss=0.35, shininess=18.0, reflect=0.5),
+    Preset("marble", "stone", dark=(0.38, 0.37, 0.36), light=(0.97, 0.96, 0.93),
+           highlight=(1.0, 1.0, 1.0), gloss=0.05, shininess=12.0, veins=0.1),
+    Preset("terracotta", "stone", dark=(0.25, 0.09, 0.04), light=(0.84, 0.48, 0.30),
+           highlight=(1.0, 0.8, 0.7), gloss=0.03, shininess=8.0, grain=0.35),
     Preset("pencil sketch", "sketch", light=(0.97, 0.95, 0.9)),
     Preset("cartoon", "cartoon"),
     Preset("oil painting", "oil"),

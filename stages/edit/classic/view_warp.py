@@ -15,20 +15,17 @@ from stages.edit.classic.holes import fill_holes
 from threedpe.camera import split_label
 
 _INDEX_BITS = 22                    # grids up to 4M cells; depth key above it
-STRETCH_CUT = (2.0, 1.4)            # styles leave hair / backdrop stretched this much (area) … keep it below this
-FACE_STRETCH_CUT = (4.0, 2.5)       # the same for the face mesh (its sides turning to the camera stretch ≈ 1.6×)
 
 
 @dataclass
 class ViewWarp:
-    """The coarse backward map of one virtual view over a block of the grid (identity outside it),
-    plus what the styles need in that view."""
+    """The coarse backward map of one virtual view over a block of the grid (identity outside it), and the depth
+    the styles' light needs in that view."""
 
     grid_shape: tuple[int, int]     # the whole grid (gh, gw)
     block: tuple[int, int, int, int]  # grid rows r0:r1, columns c0:c1 that may change
     displacement: np.ndarray        # (r1-r0, c1-c0, 2) source − target pixel offset at each target cell
     depth: np.ndarray               # (r1-r0, c1-c0) depth of the visible surface, head pixels (+ = away)
-    head: np.ndarray                # (r1-r0, c1-c0) soft head region seen from the virtual camera
     identity: bool                  # True when the view equals the source view (no resampling needed)
 
 
@@ -55,7 +52,7 @@ def warp_view(proxy: DepthProxy, rotation: np.ndarray, zoom: float = 1.0) -> Vie
     """Splat the proxy, turned by `rotation` about the head centre and zoomed, into the target grid."""
     gh, gw = proxy.u.shape
     if np.allclose(rotation, np.eye(3), atol=1e-6) and abs(zoom - 1.0) < 1e-6:
-        return ViewWarp((gh, gw), (0, gh, 0, gw), np.zeros((gh, gw, 2), np.float32), proxy.depth, proxy.head, True)
+        return ViewWarp((gh, gw), (0, gh, 0, gw), np.zeros((gh, gw, 2), np.float32), proxy.depth, True)
     r0, r1, c0, c1 = _moving_block(proxy, zoom)
     h, w = proxy.shape
     f, (cu, cv) = proxy.focal, proxy.centre
@@ -92,41 +89,14 @@ def warp_view(proxy: DepthProxy, rotation: np.ndarray, zoom: float = 1.0) -> Vie
     hit = best != np.iinfo(np.int64).max
     winner = best[hit] & ((1 << _INDEX_BITS) - 1)
 
-    values = np.zeros((bh * bw, 4), np.float32)
+    values = np.zeros((bh * bw, 3), np.float32)
     values[hit, 0] = u[winner] - tu[winner]
     values[hit, 1] = v[winner] - tv[winner]
     values[hit, 2] = depth[winner]
-    values[hit, 3] = proxy.head[r0:r1, c0:c1].ravel()[winner]
-    face = np.zeros(bh * bw, np.float32)                     # holes are no face: left unfilled
-    if proxy.face is not None:
-        face[hit] = proxy.face[r0:r1, c0:c1].ravel()[winner]
-    filled = fill_holes(values.reshape(bh, bw, 4), hit.reshape(bh, bw))
+    filled = fill_holes(values.reshape(bh, bw, 3), hit.reshape(bh, bw))
     # Soften the cell staircase along occlusion edges into a one-cell stretch.
     filled[..., :2] = cv2.GaussianBlur(filled[..., :2], (3, 3), 0)
-    head = filled[..., 3] * _seen(filled[..., :2], hit.reshape(bh, bw), face.reshape(bh, bw), (w / gw, h / gh))
-    return ViewWarp((gh, gw), (r0, r1, c0, c1), filled[..., :2].copy(), filled[..., 2].copy(), head, False)
-
-
-def _seen(displacement: np.ndarray, hit: np.ndarray, face: np.ndarray, cell: tuple[float, float]) -> np.ndarray:
-    """How truly the source shows at each target cell, in [0, 1]: 0 where the view reveals what the frame never
-    showed (holes; hair and backdrop stretched to over STRETCH_CUT[0]× their area), so styles don't paint the
-    smear. The face mesh is real surface turning to the camera: only its grazing edge goes."""
-    closing = np.ones((3, 3), np.uint8)                                 # sampling gaps are no holes
-    covered = cv2.morphologyEx(hit.astype(np.uint8), cv2.MORPH_CLOSE, closing)
-    face = cv2.morphologyEx(face, cv2.MORPH_CLOSE, closing)
-    smooth = cv2.GaussianBlur(displacement, (0, 0), 1.5)              # the splat's cell jitter is no stretch
-    ddx_dx, ddx_dy = np.gradient(smooth[..., 0], cell[1], cell[0])[::-1]
-    ddy_dx, ddy_dy = np.gradient(smooth[..., 1], cell[1], cell[0])[::-1]
-    area = (1.0 + ddx_dx) * (1.0 + ddy_dy) - ddx_dy * ddy_dx         # source area per target area
-    face = np.clip(face, 0.0, 1.0)
-    kept = (face * _ramp(area, FACE_STRETCH_CUT) + (1.0 - face) * _ramp(area, STRETCH_CUT)) * covered
-    return cv2.GaussianBlur(kept.astype(np.float32), (3, 3), 0)
-
-
-def _ramp(area: np.ndarray, cut: tuple[float, float]) -> np.ndarray:
-    """0 where a target cell shows under 1/cut[0] of its area of source, 1 above 1/cut[1]."""
-    lo, hi = 1.0 / cut[0], 1.0 / cut[1]
-    return np.clip((area - lo) / (hi - lo), 0.0, 1.0)
+    return ViewWarp((gh, gw), (r0, r1, c0, c1), filled[..., :2].copy(), filled[..., 2].copy(), False)
 
 
 def _moving_block(proxy: DepthProxy, zoom: float, pad: int = 3) -> tuple[int, int, int, int]:
@@ -167,16 +137,23 @@ class FrameResampler:
             coarse = full
         return cv2.resize(coarse, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
 
-    def remap(self, frame: np.ndarray, warp: ViewWarp) -> np.ndarray:
-        """A copy of `frame` resampled at pixel + displacement inside the warp's region (linear, border replicated)."""
-        h, w = frame.shape[:2]
+    def source_map(self, warp: ViewWarp, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Where each pixel of the warp's region comes from in the frame: (map_x, map_y), float32."""
+        h, w = shape
         if self._grid is None or self._grid[0] != (h, w):
             xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
             self._grid = ((h, w), xs, ys)
         _, xs, ys = self._grid
         y0, y1, x0, x1 = self.region(warp, (h, w))
         offset = self.upsample(warp.displacement, warp, (h, w))
-        out = frame.copy()
-        out[y0:y1, x0:x1] = cv2.remap(frame, xs[y0:y1, x0:x1] + offset[..., 0], ys[y0:y1, x0:x1] + offset[..., 1],
-                                      cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return xs[y0:y1, x0:x1] + offset[..., 0], ys[y0:y1, x0:x1] + offset[..., 1]
+
+    def remap(self, image: np.ndarray, warp: ViewWarp, source_map: tuple[np.ndarray, np.ndarray] | None = None,
+              border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
+        """A copy of a frame-sized `image` resampled at pixel + displacement inside the warp's region (linear)."""
+        h, w = image.shape[:2]
+        map_x, map_y = source_map if source_map is not None else self.source_map(warp, (h, w))
+        y0, y1, x0, x1 = self.region(warp, (h, w))
+        out = image.copy()
+        out[y0:y1, x0:x1] = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=border)
         return out

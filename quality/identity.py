@@ -1,11 +1,12 @@
-"""Measuring helpers shared by tests and benchmarks: SFace identity similarity (YuNet + SFace) and the head
-pose our own face stage measures on a frame."""
+"""The meter's instruments: SFace identity similarity (YuNet + SFace) and the head pose our own face stage
+measures on a frame."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
 from pipeline.assets import SFACE, YUNET
+
 
 class IdentityMeter:
     """SFace 128-D embeddings of the largest face YuNet finds; `similarity(a, b)` is their cosine
@@ -25,12 +26,14 @@ class IdentityMeter:
         aligned = self._recognizer.alignCrop(bgr, largest)
         return self._recognizer.feature(aligned).copy()
 
+    def cosine(self, a: np.ndarray, b: np.ndarray) -> float:
+        """Cosine between two embeddings."""
+        return float(self._recognizer.match(a, b, cv2.FaceRecognizerSF_FR_COSINE))
+
     def similarity(self, a: np.ndarray, b: np.ndarray) -> float | None:
         """Cosine between the identities in two RGB frames; None when either has no face."""
         ea, eb = self.embedding(a), self.embedding(b)
-        if ea is None or eb is None:
-            return None
-        return float(self._recognizer.match(ea, eb, cv2.FaceRecognizerSF_FR_COSINE))
+        return None if ea is None or eb is None else self.cosine(ea, eb)
 
 
 class PoseMeter:

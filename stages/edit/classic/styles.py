@@ -154,9 +154,9 @@ def _sketch(p: Preset, c: Canvas) -> np.ndarray:
     tone = cv2.GaussianBlur(lum, (0, 0), max(1.0, w / 80.0))
     tone = np.clip(tone * (0.85 + 0.3 * lambert(c.normals)), 0.0, 1.0) ** 0.6      # a drawing is lighter
     tangent = npr.flow(tone, max(2.0, w / 30.0))
-    grain = npr.smear(textures.sample(textures.noise(21, 0.7), c.uv), tangent, max(3, round(w / 25.0)))
+    grain = npr.smear(textures.sample(textures.noise(21, 1.2), c.uv), tangent, max(3, round(w / 25.0)))
     strokes = np.clip(0.5 + 1.6 * grain, 0.0, 1.0)                      # 1 = bare paper between strokes
-    pencil = 1.0 - (1.0 - tone) * (1.25 - 0.5 * strokes)
+    pencil = 1.0 - (1.0 - tone) * (1.12 - 0.24 * strokes)
     paper = 0.97 + 0.03 * textures.sample(textures.noise(23, 1.0), c.uv)
     graphite = np.minimum(lines, np.clip(pencil, 0.0, 1.0)) * paper
     return _to_uint8(graphite[..., None] * np.array(p.light, np.float32))

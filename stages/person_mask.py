@@ -1,6 +1,14 @@
 """`PersonSegmenter`: MediaPipe's selfie segmenter (Tasks `ImageSegmenter`) — an RGB image in, the soft person
-mask (hair included) out. A thin wrapper: what the mask is used for belongs to its callers."""
+mask (hair included) out. A thin wrapper: what the mask is used for belongs to its callers.
+
+Long-lived users (engines) share one segmenter per model file for the process (`shared_segmenter`), closed at
+exit: a MediaPipe task left to the garbage collector closes itself from `__del__`, which can deadlock (seen
+when collection ran inside an import) or print a traceback at interpreter exit."""
 from __future__ import annotations
+
+import atexit
+import concurrent.futures.thread  # noqa: F401  (registers its exit hook first, so ours runs before it)
+import threading
 
 import mediapipe as mp
 import numpy as np
@@ -13,10 +21,12 @@ INPUT_SIDE = 256                    # the model's square input: images are resiz
 
 
 class PersonSegmenter:
-    """One selfie segmenter in IMAGE mode (no temporal state: callers smooth); call `close()`."""
+    """One selfie segmenter in IMAGE mode (no temporal state: callers smooth; safe to share between threads);
+    call `close()`."""
 
     def __init__(self, model_path: str | None = None):
         path = SELFIE_SEGMENTER.resolve(model_path)
+        self._lock = threading.Lock()
         options = vision.ImageSegmenterOptions(
             base_options=BaseOptions(model_asset_path=str(path)),
             running_mode=vision.RunningMode.IMAGE,
@@ -32,19 +42,46 @@ class PersonSegmenter:
 
     def segment(self, rgb: np.ndarray) -> np.ndarray:
         """(H, W) float32 person confidence in [0, 1] for an RGB uint8 image (H, W, 3)."""
-        if self._segmenter is None:
-            raise RuntimeError("the person segmenter is closed")
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
-        masks = self._segmenter.segment(image).confidence_masks
-        return np.array(masks[0].numpy_view(), np.float32).reshape(rgb.shape[:2])
+        with self._lock:
+            if self._segmenter is None:
+                raise RuntimeError("the person segmenter is closed")
+            masks = self._segmenter.segment(image).confidence_masks
+            return np.array(masks[0].numpy_view(), np.float32).reshape(rgb.shape[:2])
 
     def close(self) -> None:
-        if self._segmenter is not None:
-            self._segmenter.close()
-            self._segmenter = None
+        with self._lock:
+            if self._segmenter is not None:
+                self._segmenter.close()
+                self._segmenter = None
 
     def __enter__(self) -> "PersonSegmenter":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+_shared: dict[str, PersonSegmenter] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_segmenter(model_path: str | None = None) -> PersonSegmenter:
+    """The process's segmenter for this model (loaded on first use, closed at exit); callers never close it."""
+    key = str(SELFIE_SEGMENTER.resolve(model_path))
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = PersonSegmenter(key)
+        return _shared[key]
+
+
+def _close_shared() -> None:
+    with _shared_lock:
+        for segmenter in _shared.values():
+            segmenter.close()
+        _shared.clear()
+
+
+# MediaPipe closes a task through a thread pool, and thread pools refuse work once the interpreter starts to shut
+# down (before `atexit`): close at the start of the shutdown, as concurrent.futures itself does.
+getattr(threading, "_register_atexit", atexit.register)(_close_shared)

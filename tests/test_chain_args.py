@@ -17,9 +17,9 @@ def parse(*argv):
 
 def test_settings_from_flags():
     s = settings_from_args(parse("--style", "bronze statue", "--yaw", "20", "--pitch", "-5", "--mode", "crop",
-                                 "--on-face-lost", "blur", "--hold", "1", "--grid-yaws=-30,0,30", "--look-at-lens"))
+                                 "--on-face-lost", "blur", "--hold", "1", "--grid-yaws=-20,0,20", "--look-at-lens"))
     assert (s.style, s.yaw, s.pitch, s.mode, s.on_face_lost, s.hold_seconds) == ("bronze statue", 20, -5, "crop", "blur", 1)
-    assert s.grid_yaws == (-30.0, 0.0, 30.0) and s.look_at_lens
+    assert s.grid_yaws == (-20.0, 0.0, 20.0) and s.look_at_lens
 
 
 def test_image_path_style_becomes_an_image_prompt(images):

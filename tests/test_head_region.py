@@ -58,3 +58,13 @@ def test_the_edge_holds_still_from_frame_to_frame(clips, segmenter):
     smoothed, raw = edge_motion(0.5), edge_motion(0.0)
     assert smoothed < raw
     assert smoothed < 0.01                                   # under 1 % of the frame's pixels flip per frame
+
+
+def test_engines_share_one_segmenter_that_outlives_them(clips):
+    from stages.edit.classic import ClassicEngine
+
+    first, second = ClassicEngine(), ClassicEngine()
+    assert first._segmenter is second._segmenter           # loaded once per process, never left to the collector
+    first.close()
+    rgb = read_frames(clips / "d10.mp4", [0])[0]
+    assert second._segmenter.segment(rgb).max() > 0.5

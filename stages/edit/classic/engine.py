@@ -17,7 +17,7 @@ from stages.edit.classic.shading import band_pass, normals_from_depth
 from stages.edit.classic.styles import Canvas
 from stages.edit.classic.view_warp import FrameResampler, relative_view, warp_view
 from stages.edit.engine import Style
-from stages.person_mask import PersonSegmenter
+from stages.person_mask import shared_segmenter
 from stages.source_image import image_path_in
 
 MOVED_PIXELS = 0.5                  # displacement (pixels) at which a pixel counts as fully changed
@@ -62,12 +62,13 @@ class ClassicEngine:
         self._by_prompt: dict[str, Style] = {}
         self._by_key: dict[str, Style] = {}
         self._resampler = FrameResampler()
-        self._segmenter = PersonSegmenter(segmenter_model)
+        self._segmenter = shared_segmenter(segmenter_model)      # one per process, not closed here
         self._faces: OrderedDict[int, _FaceState] = OrderedDict()   # per tracked face: what is smoothed over frames
         self._prompt_parts = PromptPartsFinder(face_model, segmenter_model)
 
     def close(self) -> None:
-        self._segmenter.close()
+        """Forget the tracked faces (the segmenter is the process's: it stays)."""
+        self._faces.clear()
 
     def prepare(self, prompt: str | np.ndarray | Path | None) -> Style:
         """A Style for a preset name, free text, image path ("image:<path>" too), RGB array or None/"none".

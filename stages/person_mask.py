@@ -1,13 +1,9 @@
 """`PersonSegmenter`: MediaPipe's selfie segmenter (Tasks `ImageSegmenter`) — an RGB image in, the soft person
 mask (hair included) out. A thin wrapper: what the mask is used for belongs to its callers.
 
-Long-lived users (engines) share one segmenter per model file for the process (`shared_segmenter`), closed at
-exit: a MediaPipe task left to the garbage collector closes itself from `__del__`, which can deadlock (seen
-when collection ran inside an import) or print a traceback at interpreter exit."""
+Long-lived users (engines) share one segmenter per model file for the process (`shared_segmenter`)."""
 from __future__ import annotations
 
-import atexit
-import concurrent.futures.thread  # noqa: F401  (registers its exit hook first, so ours runs before it)
 import threading
 
 import mediapipe as mp
@@ -16,6 +12,7 @@ from mediapipe.tasks.python import BaseOptions, vision
 
 from pipeline.assets import SELFIE_SEGMENTER
 from pipeline.errors import UserError
+from stages import mediapipe_tasks
 
 INPUT_SIDE = 256                    # the model's square input: images are resized to it internally
 
@@ -34,7 +31,7 @@ class PersonSegmenter:
             output_category_mask=False,
         )
         try:
-            self._segmenter = vision.ImageSegmenter.create_from_options(options)
+            self._segmenter = mediapipe_tasks.opened(vision.ImageSegmenter.create_from_options(options))
         except (RuntimeError, ValueError) as exc:        # not a segmenter model, a truncated download, ...
             raise UserError(f"cannot load the person segmenter {path} ({str(exc).splitlines()[0]}); pass "
                             f"MediaPipe's selfie_segmenter.tflite ({SELFIE_SEGMENTER.flag} or "
@@ -52,7 +49,7 @@ class PersonSegmenter:
     def close(self) -> None:
         with self._lock:
             if self._segmenter is not None:
-                self._segmenter.close()
+                mediapipe_tasks.close(self._segmenter)
                 self._segmenter = None
 
     def __enter__(self) -> "PersonSegmenter":
@@ -74,14 +71,3 @@ def shared_segmenter(model_path: str | None = None) -> PersonSegmenter:
             _shared[key] = PersonSegmenter(key)
         return _shared[key]
 
-
-def _close_shared() -> None:
-    with _shared_lock:
-        for segmenter in _shared.values():
-            segmenter.close()
-        _shared.clear()
-
-
-# MediaPipe closes a task through a thread pool, and thread pools refuse work once the interpreter starts to shut
-# down (before `atexit`): close at the start of the shutdown, as concurrent.futures itself does.
-getattr(threading, "_register_atexit", atexit.register)(_close_shared)

@@ -9,6 +9,7 @@ import numpy as np
 from mediapipe.tasks.python import BaseOptions, vision
 
 from pipeline.errors import UserError
+from stages import mediapipe_tasks
 
 
 @dataclass
@@ -37,7 +38,7 @@ class Landmarker:
             output_facial_transformation_matrixes=True,
         )
         try:
-            self._landmarker = vision.FaceLandmarker.create_from_options(options)
+            self._landmarker = mediapipe_tasks.opened(vision.FaceLandmarker.create_from_options(options))
         except (RuntimeError, ValueError) as exc:    # not a .task bundle, a truncated download, ...
             raise UserError(f"cannot load the face model {model_path} ({str(exc).splitlines()[0]}); "
                             "pass MediaPipe's face_landmarker.task (--face-model or $LIVE3DPE_FACE_MODEL)") from None
@@ -69,5 +70,5 @@ class Landmarker:
 
     def close(self) -> None:
         if self._landmarker is not None:
-            self._landmarker.close()
+            mediapipe_tasks.close(self._landmarker)
             self._landmarker = None

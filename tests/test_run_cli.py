@@ -59,6 +59,12 @@ def test_queue_size_outside_1_2_is_rejected_by_the_parser(clips):
     assert info.value.code == 2
 
 
+def _sigint_as_in_a_terminal() -> None:
+    """A suite started in the background (`make test &`) hands its children SIGINT ignored, as shells do for
+    background jobs; Ctrl-C in a terminal reaches a process whose SIGINT is at its default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("signum, code, last_line", [(signal.SIGINT, 130, "live3dpe run: interrupted"),
                                                      (signal.SIGTERM, 143, "live3dpe run: terminated")])
@@ -66,7 +72,8 @@ def test_ctrl_c_or_sigterm_stops_a_live_run_cleanly_and_the_file_is_still_playab
     out = tmp_path / "live.mp4"
     proc = subprocess.Popen([sys.executable, "-m", "cli", "run", "--input", "synthetic", "--realtime",
                              "--max-frames", "100000", "--output", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+                            preexec_fn=_sigint_as_in_a_terminal)
     deadline = time.monotonic() + 90
     while not (out.exists() and out.stat().st_size > 0) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)                # the file gets its first bytes once frames are flowing

@@ -73,8 +73,8 @@ def plot(results: dict[str, dict[str, float]], path: Path) -> None:
     encode = [results[n]["encode_ms"] for n in names]
     render = [results[n]["render_ms"] for n in names]
     fig, ax = plt.subplots(figsize=(8, 4))
-    ax.barh(names, encode, label="encode (head region, depth proxy, style)")
-    ax.barh(names, render, left=encode, label="render (view warp)")
+    ax.barh(names, encode, label="encode (head region, depth proxy)")
+    ax.barh(names, render, left=encode, label="render (paint once, view warp)")
     ax.axvline(TARGET_MS, color="red", linestyle="--", label=f"{TARGET_MS:.0f} ms budget")
     ax.set_xlabel("median ms per 640×480 frame")
     ax.legend(loc="lower right")

@@ -74,12 +74,17 @@ def test_ctrl_c_or_sigterm_stops_a_live_run_cleanly_and_the_file_is_still_playab
                              "--max-frames", "100000", "--output", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
                             preexec_fn=_sigint_as_in_a_terminal)
-    deadline = time.monotonic() + 90
-    while not (out.exists() and out.stat().st_size > 0) and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.2)                # the file gets its first bytes once frames are flowing
-    time.sleep(1.0)
-    proc.send_signal(signum)
-    stdout, stderr = proc.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 90
+        while not (out.exists() and out.stat().st_size > 0) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)            # the file gets its first bytes once frames are flowing
+        time.sleep(1.0)
+        proc.send_signal(signum)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:        # a run that ignored the signal must not outlive the test
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == code, stderr
     assert "Traceback" not in stderr and stderr.strip().splitlines()[-1] == last_line
     assert len(video_pts(out)) > 0

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -32,15 +34,22 @@ PAINT_FACE_WIDTH = 90.0             # pixels: bigger faces are painted at this f
 
 @dataclass
 class ClassicScene:
-    """What `encode` keeps of a frame: the frame — with a style, already painted on the head — the tracked camera,
-    the depth proxy (None: pass through) and where the head is."""
+    """What `encode` keeps of a frame: the frame, the tracked camera, the depth proxy (None: pass through), where
+    the head is and, with a style, what painting it needs. The head is painted once, by the first `render` (the
+    render stage's thread, so the edit and render stages share the work), before any view change."""
 
-    frame: np.ndarray               # the source frame, the head painted when there is a style
+    frame: np.ndarray               # the source frame; the head painted on it once `painting` has run
     camera: np.ndarray
     crop_matrix: np.ndarray         # frame → crop: the labels' in-plane turn
     proxy: DepthProxy | None
     style: Style
     head: np.ndarray | None = None  # (H, W) float32 weight of the painted head (None: nothing painted)
+    painting: Callable[[], np.ndarray] | None = None    # paints the head on `frame` (None: done, or no style)
+
+    def painted(self) -> np.ndarray:
+        if self.painting is not None:
+            self.frame, self.painting = self.painting(), None
+        return self.frame
 
 
 class ClassicEngine:
@@ -106,7 +115,8 @@ class ClassicEngine:
         proxy.follow = np.maximum(proxy.follow, cv2.GaussianBlur(on_grid, (0, 0), soft))
         if style.kind != "none":
             head, hair = _in_frame(region, frame.shape[:2])
-            scene.frame, scene.head = _paint(frame, head, hair, proxy, scene.crop_matrix, style, state), head
+            scene.head = head
+            scene.painting = partial(_paint, frame, head, hair, proxy, scene.crop_matrix, style, state)
         return scene
 
     def _face_state(self, track: int) -> "_FaceState":
@@ -120,7 +130,7 @@ class ClassicEngine:
         camera = np.asarray(camera, np.float64)
         if camera.shape != (25,) or not np.isfinite(camera).all():
             raise ValueError(f"camera must be a finite 25-number EG3D label, got shape {camera.shape}")
-        frame = scene.frame
+        frame = scene.painted()
         h, w = frame.shape[:2]
         if scene.proxy is None:                                  # unusable face: defined pass-through
             return RenderResult(image=frame.copy(), mask=np.zeros((h, w), np.float32), space="frame", camera=camera)

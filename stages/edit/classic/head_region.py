@@ -33,7 +33,7 @@ MIN_SAMPLES = 32                    # pixels a colour histogram needs
 SMOOTHING = 0.5                     # weight of the previous frame's region (motion-compensated)
 CUT_SIDE = INPUT_SIDE // 2          # the cut is worked out at this size
 JUMP = 0.35                         # a square moving by this many face widths between frames is a cut
-SEGMENT_EVERY = 2                   # segment every Nth frame; in between, the last region follows the head
+SEGMENT_EVERY = 3                   # segment every Nth frame; in between, the last region follows the head
 
 
 @dataclass

@@ -29,7 +29,7 @@ MAX_FACES = 8                       # tracked faces whose smoothing state is kep
 SHAPE_SMOOTHING = 0.5               # weight of the previous frames in the face's (landmarks') shape
 SHAPE_JUMP = 12.0                   # crop pixels: a face whose landmarks move more than this (mean) starts afresh
 PAINT_SMOOTHING = 0.4               # weight of the previous frame's styled head, carried over by the head's motion
-PAINT_FACE_WIDTH = 90.0             # pixels: bigger faces are painted at this face width, then scaled back
+PAINT_FACE_WIDTH = 64.0             # pixels: bigger faces are painted at this face width, then scaled back
 
 
 @dataclass
@@ -164,7 +164,7 @@ def _paint(frame: np.ndarray, head: np.ndarray, hair: np.ndarray, proxy: DepthPr
         return frame
     y0, x0 = box[0].start, box[1].start
     rgb, weight = frame[box], np.ascontiguousarray(head[box])
-    scale = min(1.0, PAINT_FACE_WIDTH / proxy.face_width)
+    scale = min(1.0, (getattr(style.data, "working_face_width", None) or PAINT_FACE_WIDTH) / proxy.face_width)
     full = (rgb.shape[1], rgb.shape[0])
     size = (max(1, round(full[0] * scale)), max(1, round(full[1] * scale))) if scale < 1.0 else full
     shrink = (lambda a: cv2.resize(a, size, interpolation=cv2.INTER_LINEAR)) if scale < 1.0 else np.ascontiguousarray

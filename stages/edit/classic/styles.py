@@ -58,6 +58,12 @@ class Preset:
         a carved surface keeps it (pores, strands), drawn and painted looks are made of their own marks."""
         return 0.6 if self.look in ("metal", "stone") else 0.0
 
+    @property
+    def working_face_width(self) -> float | None:
+        """The face width the look is painted at when the face is bigger (None: the engine's): brush marks need
+        more pixels than carved and drawn looks."""
+        return 90.0 if self.look == "oil" else None
+
 
 def _to_uint8(x: np.ndarray) -> np.ndarray:
     return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)

@@ -12,9 +12,8 @@ from pathlib import Path
 import torch
 
 from pipeline.errors import UserError
+from threedpe.backends.exported import ExportedNetwork
 from threedpe.backends.graphs import RENDER_OUTPUTS
-from threedpe.backends.onnx_export import read_manifest
-from threedpe.backends.onnxruntime import check_render_options
 
 MISSING = ("--backend tensorrt needs NVIDIA's TensorRT Python package (`import tensorrt` failed) and a CUDA GPU: "
            "install it on the GPU machine (pip install tensorrt, matching its CUDA), or use --backend torch "
@@ -30,10 +29,10 @@ def import_tensorrt():
     return tensorrt
 
 
-class TensorRTNetwork:
+class TensorRTNetwork(ExportedNetwork):
     """One engine per exported part; batch profile 1..max_batch (optimised for `opt_batch`)."""
 
-    backend = "tensorrt"
+    backend = scheme = "tensorrt"
 
     def __init__(self, folder: str | Path, device: str | torch.device = "cuda", precision: str = "fp16",
                  max_batch: int = 8, opt_batch: int = 1, workspace_gib: float = 4.0):
@@ -41,11 +40,8 @@ class TensorRTNetwork:
         self._device = torch.device(device)
         if self._device.type != "cuda" or not torch.cuda.is_available():
             raise UserError("--backend tensorrt runs on a CUDA GPU only; none is visible to torch here")
-        self.folder = Path(folder)
-        self.manifest = read_manifest(self.folder)
+        super().__init__(folder, self._device)
         self.precision = precision
-        self.is_random, self.prompt_trained = bool(self.manifest["is_random"]), bool(self.manifest["prompt_trained"])
-        self.label, self.source, self.stochastic = self.manifest["label"], f"tensorrt:{self.folder}", False
         self._trt = trt
         self._logger = trt.Logger(trt.Logger.WARNING)
         shapes = {"prompt_encoder": {"prompt": (3, 224, 224)},
@@ -55,14 +51,6 @@ class TensorRTNetwork:
         for part in self.manifest["parts"]:
             engine = self._engine(part, shapes[part], max_batch, opt_batch, workspace_gib)
             self._contexts[part] = (engine, engine.create_execution_context())
-
-    @property
-    def device(self) -> torch.device:
-        return self._device
-
-    @property
-    def can_render(self) -> bool:
-        return True
 
     def _engine(self, part: str, shapes: dict, max_batch: int, opt_batch: int, workspace_gib: float):
         trt = self._trt
@@ -116,25 +104,3 @@ class TensorRTNetwork:
                  "renderer": list(RENDER_OUTPUTS)}[part]
         by_name = dict(outputs)
         return [by_name[n] for n in order]
-
-    @torch.no_grad()
-    def encode_prompt(self, prompt: torch.Tensor) -> torch.Tensor:
-        return self._run("prompt_encoder", prompt=prompt)[0]
-
-    @torch.no_grad()
-    def encode(self, image: torch.Tensor, tokens: torch.Tensor, taps: dict | None = None) -> torch.Tensor:
-        outs = self._run("encoder", image=image, tokens=tokens.expand(image.shape[0], -1, -1))
-        if taps is not None:
-            taps.update(zip(self.manifest["encoder_outputs"], outs))
-        return outs[0]
-
-    @torch.no_grad()
-    def render(self, triplane: torch.Tensor, cameras: torch.Tensor, opts=None) -> dict[str, torch.Tensor]:
-        from threedpe.renderer import RenderOptions
-        check_render_options(RenderOptions(**self.manifest["render_options"]), opts, self.folder)
-        cameras = cameras.reshape(-1, 25)
-        if triplane.shape[0] == 1 and cameras.shape[0] > 1:
-            triplane = triplane.expand(cameras.shape[0], -1, -1, -1)
-        out = dict(zip(RENDER_OUTPUTS, self._run("renderer", planes=triplane, cameras=cameras)))
-        out["image_raw"] = out["feature_image"][:, :3]
-        return out

@@ -28,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.errors import UserError
+from webrtc.admission import ADMIT_MIN_FPS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -204,13 +205,16 @@ def summarise(args, log, samples, t0: float, server_log: Path) -> dict:
         "sessions_dropped": sum(1 for _, _, k, _ in log if k == "dropped"),
         "consent_expired_in_server_log": server_text.count("Consent to send expired"),
         "offers_refused": sum(1 for _, _, k, _ in log if k == "refused"),
+        "refused_s": [round(w - t0, 1) for _, w, k, _ in log if k == "refused"],
         "offer_errors": sorted({str(v) for _, _, k, v in log if k == "error"}),
         "refusal_messages": sorted({str(v) for _, _, k, v in log if k == "refused"}),
         "fps_per_peer_steady": {i: _mean([f for t, f in s if t >= steady]) for i, s in series.items()},
         "fps_per_peer_min_5s": {i: _min_window([(t, f) for t, f in s if t >= steady], 5) for i, s in series.items()},
         "rss_mib_start": rss[0][1] if rss else None,
         "rss_mib_after_warmup": warm[0] if warm else None, "rss_mib_end": rss[-1][1] if rss else None,
-        "rss_growth_after_warmup_pct": (round(100.0 * (warm[-1] - warm[0]) / warm[0], 1) if len(warm) > 1 else None),
+        "rss_mib_peak_after_warmup": max(warm) if warm else None,    # growth = the peak's: sessions closing at
+        "rss_growth_after_warmup_pct": (round(100.0 * (max(warm) - warm[0]) / warm[0], 1)    # the end hide none
+                                        if len(warm) > 1 else None),
         "loop_lag_p95_ms": {"median": _pct(lags, 50), "max": _pct(lags, 100)},
         "series": {i: [(round(t, 1), round(f, 2)) for t, f in s] for i, s in series.items()},
         "server": [{"t": round(s["t"], 1), "rss_mib": s["rss_mib"],
@@ -246,7 +250,10 @@ def plot(result: dict, path: Path) -> None:
         if points:
             t, fps = zip(*points)
             top.plot(t, fps, linewidth=0.8, label=f"peer {peer}")
-    top.set_ylabel("delivered fps")
+    top.axhline(ADMIT_MIN_FPS, color="grey", linestyle="--", linewidth=0.8, label="admission floor")
+    for when in result.get("refused_s", []):
+        top.axvline(when, color="tab:red", alpha=0.15, linewidth=0.8)
+    top.set_ylabel("delivered fps (red: offer refused)")
     top.set_title(f"soak: {result['peers']} peers, {result['minutes']:g} min — {result['sessions_dropped']} sessions "
                   f"dropped, {result['offers_refused']} offers refused, RSS growth after warm-up "
                   f"{result['rss_growth_after_warmup_pct']}%", fontsize=9)
@@ -276,7 +283,7 @@ def main(args: argparse.Namespace) -> int:
     plot(result, out.with_suffix(".png"))
     print(f"{result['peers']} peers, {result['minutes']:g} min: sessions dropped {result['sessions_dropped']}, "
           f"offers refused {result['offers_refused']}, steady fps per peer {result['fps_per_peer_steady']}, "
-          f"RSS {result['rss_mib_after_warmup']} → {result['rss_mib_end']} MiB "
+          f"RSS {result['rss_mib_after_warmup']} → peak {result['rss_mib_peak_after_warmup']} MiB "
           f"({result['rss_growth_after_warmup_pct']}% after warm-up); wrote {out}.json, {out}.png")
     return 0
 

@@ -21,18 +21,21 @@ def test_fair_shares_give_nobody_more_than_asked_and_split_the_rest_evenly():
 
 
 class Peers:
-    """Gates of a scheduler fed with made-up traffic: each peer offers `offered` fps and its graph takes
-    what its gate allows (or `can_take` fps when the stages are slower than that)."""
+    """Gates of a scheduler fed with made-up traffic: each peer offers `offered` fps, its graph takes what its
+    gate allows (or `can_take` fps when the stages are slower than that) and sends back at most `can_send` fps
+    of it (a busy graph drops the rest)."""
 
     def __init__(self, scheduler: FairShareScheduler, count: int):
         self.scheduler, self.gates = scheduler, [scheduler.add() for _ in range(count)]
         self.now, self.cpu, self.idle = 0.0, 0.0, 0.0
 
     def second(self, lag_ms: float, offered: float = 25.0, can_take: float = math.inf, cpu_cores: float = 1.0,
-               idle_cores: float = 0.5):
+               idle_cores: float = 0.5, can_send: float = math.inf):
         for gate in self.gates:
+            taken = round(min(offered, gate.fps, can_take))
             gate.arrived += round(offered)
-            gate.taken += round(min(offered, gate.fps, can_take))
+            gate.taken += taken
+            gate.sent += round(min(taken, can_send))
         self.now += 1.0
         self.cpu += cpu_cores
         self.idle += idle_cores
@@ -92,27 +95,62 @@ def test_resolution_steps_down_together_when_the_share_is_low_and_back_up_with_h
     assert scales[-1] == 1.0 and scales == sorted(scales)                  # back up, never flapping down
 
 
-def test_capacity_is_the_throttled_rate_or_extrapolated_from_the_cpu_left_and_survives_an_idle_server():
-    s = scheduler()
+def test_capacity_is_extrapolated_from_the_frames_sent_back_and_the_cpu_left_and_survives_an_idle_server():
+    s = scheduler(capacity_window=1)                 # one estimate: each second's arithmetic shows
     peers = Peers(s, 2)
     assert s.capacity_fps() is None
     peers.second(lag_ms=5.0, offered=25.0, cpu_cores=0.5, idle_cores=0.25)     # 50 fps cost half a core,
     assert s.capacity_fps() == pytest.approx(50.0 * (0.5 + 0.8 * 0.25) / 0.5)  # others left a quarter idle
     peers.second(lag_ms=5.0, offered=25.0, cpu_cores=0.5, idle_cores=100.0)    # an idle machine: our cores cap it
     assert s.capacity_fps() == pytest.approx(50.0 * 0.8 * usable_cores() / 0.5)
-    peers.second(lag_ms=400.0, cpu_cores=2.0)
-    assert s.capacity_fps() == pytest.approx(s.rate)
+    peers.second(lag_ms=400.0, cpu_cores=2.0, idle_cores=0.0)                  # late: no more than the budget
+    assert s.capacity_fps() == pytest.approx(0.75 * 50.0) == s.rate            # lateness left
+    peers.second(lag_ms=5.0, offered=25.0, cpu_cores=0.2, idle_cores=100.0)    # cheap again, but lateness
+    assert s.capacity_fps() == pytest.approx(s.rate) and s.rate < 50.0         # capped the rate 1 s ago
     for gate in list(peers.gates):
         s.remove(gate)
+    remembered = s.capacity_fps()
     s.step(5.0, now=peers.now + 1, cpu=peers.cpu)
-    assert s.capacity_fps() == pytest.approx(37.5)              # remembered for the next admission
+    assert s.capacity_fps() == remembered             # kept for the next admission
+
+
+def test_capacity_counts_the_frames_sent_back_not_those_a_busy_graph_took_and_dropped():
+    # The 4-peer soak on this box: three peers offer 25 fps, their graphs take every frame but the stages
+    # finish ~8 fps each, on 1.6 of 2 cores. Counting frames taken said ~50 fps and let a 4th peer in.
+    s = scheduler()
+    peers = Peers(s, 3)
+    for _ in range(10):
+        peers.second(lag_ms=30.0, offered=25.0, can_send=8.0, cpu_cores=1.6, idle_cores=0.0)
+    assert s.last.taken_fps == pytest.approx(75.0) and s.capacity_fps() == pytest.approx(24.0)
+    assert "at capacity: 3 people" in Admission(s, min_fps=10.0).refusal(3)
+
+
+def test_capacity_measured_at_a_lower_resolution_counts_its_share_of_the_pixels():
+    s = scheduler(scale_hold_s=0.0, scale_up_hold_s=1e9)
+    peers = Peers(s, 4)
+    while s.scale > 0.5:                              # late: the rate falls and the resolution steps down
+        peers.second(lag_ms=400.0, can_send=6.0)
+    for _ in range(60):                               # on time at half resolution, 14 fps per peer sent back
+        peers.second(lag_ms=5.0, offered=14.0, cpu_cores=1.0, idle_cores=0.0)
+    assert s.rate == math.inf and s.scale == 0.5 and s.last.sent_fps == 56.0
+    assert s.capacity_fps() == pytest.approx(56.0 * 0.5 ** 2)       # 56 fps of 1/4 the pixels
+    assert "at capacity" in Admission(s, min_fps=10.0).refusal(4)   # 56 / 5 ≥ 10 on paper, but not at full size
+
+
+def test_capacity_is_the_median_of_recent_seconds_so_one_busy_second_does_not_open_the_door():
+    s = scheduler(capacity_window=10)
+    peers = Peers(s, 2)
+    for _ in range(9):
+        peers.second(lag_ms=5.0, offered=10.0, cpu_cores=1.6, idle_cores=0.0)   # 20 fps on all we may use
+    peers.second(lag_ms=5.0, offered=25.0, cpu_cores=0.5, idle_cores=1.5)       # one cheap second: 50 → 160
+    assert s.capacity_fps() == pytest.approx(20.0)
 
 
 def test_admission_refuses_before_everyone_would_fall_under_the_floor():
     s = scheduler()
     admission = Admission(s, max_peers=None, min_fps=10.0)
     assert admission.refusal(0) is None and admission.refusal(3) is None       # nothing measured yet
-    s._capacity = 45.0
+    s._estimates.append(45.0)
     assert admission.refusal(3) is None                      # 45 / 4 ≥ 10
     assert "at capacity: 4 people" in admission.refusal(4)   # 45 / 5 < 10
     assert "full (2 people connected, at most 2)" in Admission(s, max_peers=2).refusal(2)

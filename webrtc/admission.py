@@ -1,6 +1,9 @@
-"""Who may join: a new peer is admitted only while the measured capacity leaves everyone, the newcomer
-included, at least `min_fps`, and while the event loop is on time; otherwise the offer gets a 503 whose
-message the page shows. Sessions still connecting count too (for the few seconds they may take).
+"""Who may join: a new peer is admitted only while the measured capacity at full resolution leaves everyone,
+the newcomer included, at least `min_fps`, and while the event loop is on time; otherwise the offer gets a 503
+whose message the page shows. Capacity is what the peers were sent back, not what the graphs took in, and a
+server already working at a lower resolution counts it at that resolution's share of the pixels
+(webrtc/fair_share.py): peers who are already degraded make no room for one more. Sessions still connecting
+count too (for the few seconds they may take).
 Before anything has been measured (a fresh server) peers are admitted and the shared scheduler slows
 everyone down if need be; `max_peers` (optional) is a hard cap on top."""
 from __future__ import annotations

@@ -6,16 +6,21 @@
 - when the machine cannot keep up, every peer loses the same: a max-min fair share of the frames per
   second, then (all together) a lower resolution.
 
-Once a second, from the loop's lateness (`LoopLagMonitor`) and the frames each peer offered and took:
-  late (p95 above `lag_high_ms`)         → total rate = 0.75 × the frames taken in the last second
+Once a second, from the loop's lateness (`LoopLagMonitor`) and the frames each peer offered, its graph took
+and the peer was sent back:
+  late (p95 above `lag_high_ms`)         → total rate = 0.75 × the frames sent back in the last second
   on time (p95 below `lag_low_ms`) while some peer is held back by its share → total rate × 1.1 + 1
 and the resolution steps down (1 → 0.75 → 0.5) while the share per peer is under `scale_down_fps`, back up
-over `scale_up_fps`. The measured rate is also the capacity admission works from (webrtc/admission.py).
+over `scale_up_fps`. The same measurements give the capacity admission works from (webrtc/admission.py):
+frames sent back per second — never frames taken, which a graph busier than its input may drop — at full
+resolution, the median of the last `capacity_window` seconds.
 """
 from __future__ import annotations
 
 import asyncio
+import collections
 import math
+import statistics
 import os
 import threading
 import time
@@ -37,11 +42,12 @@ class ShareLimits:
     scale_up_hold_s: float = 15.0   # and before a step back up: degrade quickly, recover carefully
     interval_s: float = 1.0
     cpu_headroom: float = 0.8       # capacity estimates count on this much of the idle CPU
+    capacity_window: int = 10       # capacity = the median of this many one-second estimates
 
 
 class PeerGate:
     """One peer's tap on the budget (thread-safe): its source counts frames as they arrive, waits for its turn
-    before taking one, and takes it at the scale the scheduler set."""
+    before taking one, and takes it at the scale the scheduler set; its output counts the edited frames sent."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -49,6 +55,7 @@ class PeerGate:
         self.scale = 1.0                # resolution factor applied when the frame is taken
         self.arrived = 0                # frames the peer sent
         self.taken = 0                  # frames its graph took
+        self.sent = 0                   # edited frames handed to the peer's encoder
         self._next_at = 0.0
 
     def arrive(self) -> None:
@@ -70,6 +77,10 @@ class PeerGate:
             self._next_at = max(self._next_at, now - interval) + interval     # no more than one frame of catch-up
             self.taken += 1
         return True
+
+    def send(self) -> None:
+        with self._lock:
+            self.sent += 1
 
     def set(self, fps: float, scale: float) -> None:
         with self._lock:
@@ -108,6 +119,7 @@ class Tick:
     lag_p95_ms: float = 0.0
     offered_fps: float = 0.0        # frames/s the peers sent, all together
     taken_fps: float = 0.0          # frames/s the graphs took
+    sent_fps: float = 0.0           # edited frames/s sent back (a busy graph drops some of what it took)
     cpu_cores: float = 0.0          # the process's CPU use, in cores
     idle_cores: float | None = None # the machine's idle CPU, in cores (None: unknown)
     rate_fps: float = math.inf      # the budget now (inf: not limiting)
@@ -126,15 +138,15 @@ class FairShareScheduler:
         self.throttled_at = -math.inf   # perf_counter when lateness last pulled the rate down
         self.last = Tick()
         self._scaled_at = -math.inf
-        self._capacity: float | None = None     # the last estimate made while frames flowed
-        self._counts: dict[PeerGate, tuple[int, int]] = {}
+        self._estimates: collections.deque[float] = collections.deque(maxlen=self.limits.capacity_window)
+        self._counts: dict[PeerGate, tuple[int, int, int]] = {}
         self._clock = (time.perf_counter(), time.process_time(), idle_cpu_seconds())   # at the previous step
 
     def add(self) -> PeerGate:
         gate = PeerGate()
         gate.set(self._even_share(len(self.gates) + 1), self.scale)
         self.gates.append(gate)
-        self._counts[gate] = (0, 0)
+        self._counts[gate] = (0, 0, 0)
         return gate
 
     def remove(self, gate: PeerGate) -> None:
@@ -163,29 +175,33 @@ class FairShareScheduler:
         cpu_cores = (cpu - self._clock[1]) / dt
         idle_cores = None if idle is None or self._clock[2] is None else max(idle - self._clock[2], 0.0) / dt
         self._clock = (now, cpu, idle)
-        offered, taken = [], []
+        offered, taken, sent = [], [], []
         for gate in self.gates:
-            arrived0, taken0 = self._counts[gate]
+            arrived0, taken0, sent0 = self._counts[gate]
             offered.append((gate.arrived - arrived0) / dt)
             taken.append((gate.taken - taken0) / dt)
-            self._counts[gate] = (gate.arrived, gate.taken)
-        peers, floor = len(self.gates), limits.min_peer_fps * len(self.gates)
+            sent.append((gate.sent - sent0) / dt)
+            self._counts[gate] = (gate.arrived, gate.taken, gate.sent)
+        peers, floor, scale = len(self.gates), limits.min_peer_fps * len(self.gates), self.scale
         if lag_p95_ms > limits.lag_high_ms and peers:
-            self.rate = max(0.75 * min(sum(taken), self.rate), floor)
+            self.rate = max(0.75 * min(sum(sent), self.rate), floor)
             self.throttled_at = now
         elif lag_p95_ms < limits.lag_low_ms and self.rate < math.inf:
             held_back = any(o > 1.05 * g.fps and t >= 0.85 * g.fps - 1.0      # a frame of slack: counts are whole
                             for o, t, g in zip(offered, taken, self.gates))
             if held_back:
                 self.rate = self.rate * 1.1 + 1.0
-            elif not peers or self.rate >= sum(offered):
-                self.rate = math.inf            # it covers what everyone sends: stop limiting
+            elif not peers or self.rate * 1.05 >= sum(offered):
+                self.rate = math.inf            # it covers what everyone sends (the same slack): stop limiting
         self._step_scale(now, peers)
         demands = [max(o, limits.min_peer_fps) for o in offered]
         for gate, demand, share in zip(self.gates, demands, fair_shares(self.rate, demands)):
             gate.set(math.inf if share >= demand else max(share, limits.min_peer_fps), self.scale)
-        self.last = Tick(peers, lag_p95_ms, sum(offered), sum(taken), cpu_cores, idle_cores, self.rate, self.scale)
-        self._capacity = self._estimate(now) or self._capacity
+        self.last = Tick(peers, lag_p95_ms, sum(offered), sum(taken), sum(sent), cpu_cores, idle_cores, self.rate,
+                         self.scale)
+        estimate = self._estimate(now)
+        if estimate is not None:
+            self._estimates.append(estimate * scale ** 2)
         return self.last
 
     def _step_scale(self, now: float, peers: int) -> None:
@@ -199,20 +215,24 @@ class FairShareScheduler:
             self.scale, self._scaled_at = scales[level - 1], now
 
     def capacity_fps(self) -> float | None:
-        """Frames/s the stages can take without the loop running late (at the current scale), as last
-        measured while frames flowed; None until then."""
-        return self._capacity
+        """Frames/s the stages can send back at full resolution without the loop running late: the median of
+        the last `capacity_window` estimates made while frames flowed (kept while nobody is connected); None
+        until then. An estimate made at a lower resolution counts as scale² of it at full resolution: no more
+        than a frame's pixels shrank by, so a lower resolution never makes room for a newcomer on paper."""
+        return statistics.median(self._estimates) if self._estimates else None
 
     def _estimate(self, now: float) -> float | None:
-        """The budget if lateness limited it in the last 10 s; else the frames taken in the last interval
-        extrapolated to the CPU this process could use: what it used plus `cpu_headroom` of what the
-        machine left idle (others' work counts against it), and never beyond `cpu_headroom` of its cores."""
+        """From the last interval, at the resolution it ran at: the frames sent back, extrapolated to the CPU
+        this process could use — what it used plus `cpu_headroom` of what the machine left idle (others' work
+        counts against it), never beyond `cpu_headroom` of its cores — and no more than the budget while
+        lateness limited it in the last 10 s."""
         tick, headroom = self.last, self.limits.cpu_headroom
-        if now - self.throttled_at < 10.0 and self.rate < math.inf:
-            return self.rate
-        if tick.taken_fps < 1.0 or tick.cpu_cores <= 0.0:
+        if tick.sent_fps < 1.0 or tick.cpu_cores <= 0.0:
             return None
         budget = headroom * usable_cores()
         if tick.idle_cores is not None:
             budget = min(budget, tick.cpu_cores + headroom * tick.idle_cores)
-        return max(tick.taken_fps * budget / tick.cpu_cores, tick.taken_fps)
+        estimate = max(tick.sent_fps * budget / tick.cpu_cores, tick.sent_fps)
+        if now - self.throttled_at < 10.0 and self.rate < math.inf:
+            estimate = min(estimate, self.rate)
+        return estimate

@@ -73,7 +73,7 @@ class PeerSession:
         self._blackhole = MediaBlackhole()           # microphones offered send-only: read and dropped
         self._offer_directions: dict[str, str] = {}
         self._prepare_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"peer{self.id}-prepare")
-        self.output = EditedVideoTrack()
+        self.output = EditedVideoTrack(gate=gate)
         self.source: IncomingVideoSource | None = None
         self.engine: Any = None
         self.stages: list[Stage] = []

@@ -107,12 +107,14 @@ class IncomingVideoSource(Source):
 
 class EditedVideoTrack(MediaStreamTrack):
     """The video sent back to the peer: always the newest edited frame, with the input's pts/time_base.
-    Records the internal latency (frame received from the peer → frame handed to the encoder)."""
+    Records the internal latency (frame received from the peer → frame handed to the encoder) and counts the
+    frames sent on the peer's `gate` (what the shared budget measures capacity by)."""
 
     kind = "video"
 
-    def __init__(self, history: int = 300):
+    def __init__(self, history: int = 300, gate: PeerGate | None = None):
         super().__init__()
+        self._gate = gate
         self._loop = asyncio.get_running_loop()
         self._ready = asyncio.Event()
         self._latest: tuple[np.ndarray, int | None, fractions.Fraction | None, float] | None = None
@@ -147,6 +149,8 @@ class EditedVideoTrack(MediaStreamTrack):
         self.size = (frame.width, frame.height)
         self.latencies_ms.append((time.perf_counter() - capture_time) * 1000.0)
         self.sent += 1
+        if self._gate is not None:
+            self._gate.send()
         return frame
 
     def stop(self) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 
 from pipeline.errors import UserError
 from pipeline.packets import CROP_SIZE
+from training import options
 
 PAPER_MINUTES = 5.0
 
@@ -31,11 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     budget.add_argument("--minutes", type=float, help="run this long and count the steps instead")
     parser.add_argument("--batch", type=int, default=2, help="pairs per step (default 2)")
     parser.add_argument("--lora-rank", type=int, help="time LoRA adaptation of this rank instead of full E_p")
-    parser.add_argument("--resolution", type=int, default=CROP_SIZE)
-    parser.add_argument("--neural-resolution", type=int, default=128)
-    parser.add_argument("--samples", type=int, default=48, help="coarse and importance samples per ray (each)")
-    parser.add_argument("--no-superresolution", action="store_true")
-    parser.add_argument("--perceptual-layers", default="2,5,8,11", help="MAE blocks of the perceptual distance")
+    options.add_size_arguments(parser)
     parser.add_argument("--tf32", action="store_true", help="allow TF32 on CUDA")
     parser.add_argument("--json", type=Path, help="write the results here")
 
@@ -86,7 +83,6 @@ def main(args: argparse.Namespace) -> int:
 
     from benchmarks.model import _device, machine_info
     from threedpe.model import ThreeDPE
-    from threedpe.renderer import RenderOptions
     from training.adapt import AdaptConfig
 
     device = _device(args.device)
@@ -97,12 +93,9 @@ def main(args: argparse.Namespace) -> int:
         raise UserError("--pairs must be at least 1")
     steps = args.steps if args.steps is not None else (None if args.minutes else (20 if device.type == "cuda" else 3))
     try:
-        render = RenderOptions(neural_resolution=args.neural_resolution, depth_resolution=args.samples,
-                               depth_resolution_importance=args.samples, superresolution=not args.no_superresolution)
-        layers = tuple(int(v) for v in args.perceptual_layers.split(","))
         config = AdaptConfig(steps=steps, minutes=args.minutes if steps is None else None, batch=args.batch,
-                             lora_rank=args.lora_rank, resolution=args.resolution, render=render,
-                             perceptual_layers=layers).validated()
+                             lora_rank=args.lora_rank, resolution=args.resolution, render=options.render_options(args),
+                             views=args.views, perceptual_layers=options.perceptual_layers(args)).validated()
     except ValueError as exc:
         raise UserError(str(exc)) from None
     result = {"machine": machine_info(device), **measure(ThreeDPE.random(seed=0, device=device), args.pairs, config)}

@@ -19,8 +19,6 @@ from pipeline.errors import UserError
 from pipeline.packets import CROP_SIZE
 from training import options
 
-DEFAULT_LR = 1e-4
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pairs", required=True,
@@ -58,10 +56,10 @@ def main(args: argparse.Namespace) -> int:
     if out.suffix != SUFFIX:
         raise UserError(f"--out must name a {SUFFIX} file, not {out}")
     try:
-        minutes = None if args.steps is not None else (5.0 if args.minutes is None else args.minutes)
+        minutes = None if args.steps is not None else (AdaptConfig.minutes if args.minutes is None else args.minutes)
         config = AdaptConfig(steps=args.steps, minutes=minutes,
-                             lr=DEFAULT_LR if args.lr is None else args.lr, norm_lr=args.norm_lr,
-                             batch=2 if args.batch is None else args.batch, lora_rank=args.lora_rank,
+                             lr=AdaptConfig.lr if args.lr is None else args.lr, norm_lr=args.norm_lr,
+                             batch=AdaptConfig.batch if args.batch is None else args.batch, lora_rank=args.lora_rank,
                              lora_alpha=args.lora_alpha, resolution=args.resolution,
                              render=options.render_options(args), views=args.views,
                              perceptual_layers=options.perceptual_layers(args),
@@ -105,12 +103,11 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _load_base(args: argparse.Namespace, device: str):
-    from threedpe.checkpoint import resolve_weights
     from threedpe.model import ThreeDPE
 
     if args.random_weights:
         return ThreeDPE.random(seed=0, device=device)
-    return ThreeDPE.load(resolve_weights(args.weights), device=device, trust_pickle=args.trust_pickle)
+    return ThreeDPE.load(args.weights, device=device, trust_pickle=args.trust_pickle)
 
 
 def write_preview(result, samples, reference, config, path: Path, label: str, rows: int = 4) -> Path:

@@ -13,8 +13,6 @@ import argparse
 from pipeline.errors import UserError
 from training import options
 
-DEFAULT_LR, DEFAULT_BATCH = 1e-4, 2
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_mutually_exclusive_group(required=True)
@@ -47,8 +45,8 @@ def main(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     if args.amp and not device.startswith("cuda"):
         raise UserError("--amp needs a CUDA device (CPU training runs float32)")
-    config = TrainConfig(steps=args.steps, batch=DEFAULT_BATCH if args.batch is None else args.batch,
-                         lr=DEFAULT_LR if args.lr is None else args.lr,
+    config = TrainConfig(steps=args.steps, batch=TrainConfig.batch if args.batch is None else args.batch,
+                         lr=TrainConfig.lr if args.lr is None else args.lr,
                          weight_decay=args.weight_decay, amp=args.amp, resolution=args.resolution,
                          render=options.render_options(args), views=args.views,
                          perceptual_layers=options.perceptual_layers(args), perceptual_weights=args.perceptual_weights,

@@ -19,7 +19,6 @@ and refuses bad folders with one line.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import replace
 
@@ -32,7 +31,7 @@ from cli.main import main as cli_main
 from pipeline.config import EngineConfig
 from stages.edit.threedpe_engine import ThreeDPEEngine
 from test_edit_fakes import make_face, textured_frame
-from threedpe.adapter import PROMPT_ENCODER, TRIPLANE_NORMS, load_adapter
+from threedpe.adapter import PROMPT_ENCODER, TRIPLANE_NORMS, load_adapter, tensors_digest
 from threedpe.model import ThreeDPE
 from threedpe.preprocess import tensor_to_image
 from threedpe.renderer import RenderOptions
@@ -48,10 +47,7 @@ VIEW = RenderOptions(neural_resolution=16, depth_resolution=4, depth_resolution_
 
 
 def digest(model: torch.nn.Module) -> str:
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(name.encode() + tensor.detach().float().numpy().tobytes())
-    return h.hexdigest()
+    return tensors_digest(model.state_dict().items())         # not cached, unlike weights_fingerprint
 
 
 def bronze(rgb: np.ndarray) -> np.ndarray:

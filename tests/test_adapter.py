@@ -3,7 +3,6 @@
 weights, labelled; cheap 16² preview renders)."""
 from __future__ import annotations
 
-import hashlib
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ from pipeline.errors import UserError
 from stages.edit.classic.prompt import resolve_prompt
 from stages.edit.threedpe_engine import ThreeDPEEngine
 from threedpe.adapter import (TRIPLANE_NORMS, Adapter, AdapterError, load_adapter, lora_merge, read_metadata,
-                              tunable_keys, weights_fingerprint)
+                              tensors_digest, tunable_keys, weights_fingerprint)
 from threedpe.checkpoint import CheckpointError
 from threedpe.model import ThreeDPE
 from threedpe.renderer import RenderOptions
@@ -25,10 +24,7 @@ PREVIEW = RenderOptions(neural_resolution=16, depth_resolution=4, depth_resoluti
 
 
 def digest(model: torch.nn.Module) -> str:
-    h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        h.update(name.encode() + tensor.detach().float().numpy().tobytes())
-    return h.hexdigest()
+    return tensors_digest(model.state_dict().items())         # not cached, unlike weights_fingerprint
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,17 @@ from __future__ import annotations
 import hashlib
 import os
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from pipeline.errors import UserError
+from threedpe.checkpoint import first_line
+from threedpe.preprocess import prompt_at_512
 
 FORMAT = "live3dpe-adapter-v1"
 SUFFIX = ".safetensors"
@@ -55,16 +59,20 @@ def lora_merge(weight: torch.Tensor, lora_a: torch.Tensor, lora_b: torch.Tensor,
     return weight + (lora_b @ lora_a) * scale
 
 
-def weights_fingerprint(model: torch.nn.Module) -> str:
-    """sha256 over every tensor of the model (names, shapes, float32 values); cached per model object."""
-    if model in _fingerprints:
-        return _fingerprints[model]
+def tensors_digest(named: Iterable[tuple[str, torch.Tensor]]) -> str:
+    """sha256 over named tensors (names, shapes, float32 values), in name order."""
     digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
+    for name, tensor in sorted(named, key=lambda item: item[0]):
         value = tensor.detach().to("cpu", torch.float32).contiguous()
         digest.update(f"{name}{list(value.shape)}".encode())
         digest.update(value.numpy().tobytes())
-    _fingerprints[model] = digest.hexdigest()
+    return digest.hexdigest()
+
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """`tensors_digest` of every tensor of the model; cached per model object."""
+    if model not in _fingerprints:
+        _fingerprints[model] = tensors_digest(model.state_dict().items())
     return _fingerprints[model]
 
 
@@ -77,7 +85,7 @@ class Adapter:
     lora_scale: float
     prompt: np.ndarray                                      # (512, 512, 3) uint8: the style reference
     base_fingerprint: str
-    meta: dict[str, str] = field(default_factory=dict)      # base source, prompt name, steps, loss, ...
+    meta: dict[str, Any] = field(default_factory=dict)      # base source, prompt, steps, loss (text once saved)
 
     @property
     def name(self) -> str:
@@ -122,7 +130,7 @@ class Adapter:
             stem = key[:-len(".weight")]
             tensors[stem + LORA_A] = a.detach().to("cpu", torch.float32).contiguous().clone()
             tensors[stem + LORA_B] = b.detach().to("cpu", torch.float32).contiguous().clone()
-        tensors[PROMPT_IMAGE] = torch.from_numpy(np.array(_prompt_512(self.prompt), np.uint8, order="C"))
+        tensors[PROMPT_IMAGE] = torch.from_numpy(np.array(prompt_at_512(np.asarray(self.prompt, np.uint8)), np.uint8, order="C"))
         meta = {**{k: str(v) for k, v in self.meta.items()}, "format": FORMAT,
                 "base_fingerprint": self.base_fingerprint, "lora_scale": repr(float(self.lora_scale))}
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -145,7 +153,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as exc:                  # safetensors raises its own error types for damaged headers
-        raise AdapterError(f"{path} is not a safetensors adapter ({_first_line(exc)})") from None
+        raise AdapterError(f"{path} is not a safetensors adapter ({first_line(exc)})") from None
     if meta.get("format") != FORMAT:
         raise AdapterError(f"{path} is a safetensors file but not a live3dpe adapter (made by `live3dpe adapt`)")
     return meta
@@ -160,7 +168,7 @@ def load_adapter(path: str | os.PathLike) -> Adapter:
     try:
         tensors = load_file(str(path))
     except Exception as exc:
-        raise AdapterError(f"{path} is damaged ({_first_line(exc)})") from None
+        raise AdapterError(f"{path} is damaged ({first_line(exc)})") from None
     prompt = tensors.pop(PROMPT_IMAGE, None)
     if prompt is None or prompt.dtype != torch.uint8 or tuple(prompt.shape) != (PROMPT_SIDE, PROMPT_SIDE, 3):
         raise AdapterError(f"{path} has no 512×512 style reference ('{PROMPT_IMAGE}')")
@@ -185,24 +193,8 @@ def load_adapter(path: str | os.PathLike) -> Adapter:
     return Adapter(full, lora, scale, prompt.numpy(), meta.get("base_fingerprint", ""), extra)
 
 
-def _prompt_512(rgb: np.ndarray) -> np.ndarray:
-    """The reference as `threedpe.preprocess.prompt_to_tensor` sees it: PIL bicubic to 512² (exact for 512²)."""
-    from PIL import Image
-
-    rgb = np.asarray(rgb, np.uint8)
-    if rgb.shape[:2] != (PROMPT_SIDE, PROMPT_SIDE):
-        rgb = np.asarray(Image.fromarray(rgb).resize((PROMPT_SIDE, PROMPT_SIDE), Image.BICUBIC))
-    return rgb
-
-
 def _existing(path: str | os.PathLike) -> Path:
     path = Path(path).expanduser()
     if not path.is_file():
         raise AdapterError(f"no such adapter file: {path}")
     return path
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
-

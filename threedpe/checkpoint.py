@@ -74,9 +74,9 @@ def read_checkpoint(path: str | os.PathLike, trust_pickle: bool = False) -> dict
             raise CheckpointError(
                 f"{path} contains Python objects that need full unpickling, which can run arbitrary code. "
                 "Only if you trust where the file came from, pass --trust-pickle (trust_pickle=True).") from None
-        raise CheckpointError(f"{path} is corrupted or not a PyTorch checkpoint ({_first_line(exc)})") from None
+        raise CheckpointError(f"{path} is corrupted or not a PyTorch checkpoint ({first_line(exc)})") from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is corrupted or not a PyTorch checkpoint ({_first_line(exc)})") from None
+        raise CheckpointError(f"{path} is corrupted or not a PyTorch checkpoint ({first_line(exc)})") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a checkpoint dict")
     return obj
@@ -165,6 +165,7 @@ def shapes_of(module: torch.nn.Module) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in module.state_dict().items()}
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """An exception's first line (at most 200 characters) for a one-line error."""
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__

@@ -37,7 +37,7 @@ def _empty_encoder() -> EditingEncoder:
         return EditingEncoder()
 
 
-def _unused_encoder_keys() -> dict[str, tuple[int, ...]]:
+def unused_encoder_keys() -> dict[str, tuple[int, ...]]:
     return {f"encoder.{k}": v for k, v in unused_resnet_keys().items()}
 
 
@@ -81,10 +81,14 @@ class ThreeDPE(nn.Module):
             raise UserError(f"{path} is a Live3D-LT checkpoint: it has no trained prompt encoder (Ref_encoder.*), so "
                             "its 'edits' would come from an untrained cross-attention. Use the official 3dpe.pt; to "
                             "inspect it anyway pass --allow-untrained-prompt (output is labelled).")
-        model = cls.from_state_dicts(contents.encoder, contents.renderer, kind=contents.kind,
-                                     is_random=bool(contents.meta.get("is_random", False)),
-                                     prompt_trained=contents.prompt_trained, source=str(path))
-        return model.to(device)
+        return cls.from_contents(contents, str(path)).to(device)
+
+    @classmethod
+    def from_contents(cls, contents: ckpt.CheckpointContents, source: str) -> "ThreeDPE":
+        """A model from a checkpoint's parts (`checkpoint.split_checkpoint`)."""
+        return cls.from_state_dicts(contents.encoder, contents.renderer, kind=contents.kind,
+                                    is_random=bool(contents.meta.get("is_random", False)),
+                                    prompt_trained=contents.prompt_trained, source=source)
 
     @classmethod
     def from_state_dicts(cls, encoder_sd: dict, renderer_sd: dict, kind: str = ckpt.KIND_3DPE,
@@ -100,7 +104,7 @@ class ThreeDPE(nn.Module):
         official = kind != ckpt.KIND_OURS
         # layer3/4 exist in official files only (never executed): shape-checked, required there, then dropped
         enc = ckpt.check_state_dict(encoder_sd, expected, f"{source or kind}: encoder_state_dict",
-                                    _unused_encoder_keys() if official else None, require_unused=official)
+                                    unused_encoder_keys() if official else None, require_unused=official)
         encoder.load_state_dict(enc, strict=kind != ckpt.KIND_LIVE3D_LT, assign=True)
         model = cls(encoder=encoder, is_random=is_random, prompt_trained=prompt_trained, source=source)
         if model.renderer is not None:

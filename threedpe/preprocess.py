@@ -35,14 +35,19 @@ def prompt_to_tensor(rgb_u8: np.ndarray) -> torch.Tensor:
     PIL bicubic resize to 512 (the official `.resize((512,512))`), ToTensor, tensor bicubic resize to 224
     with antialias off (torchvision 0.14's tensor path), then ImageNet normalisation.
     """
-    rgb = _check_rgb(rgb_u8, "the prompt image")
-    if rgb.shape[:2] != (512, 512):
-        from PIL import Image                            # only here: GPU machines may lack Pillow (prompts at 512²)
-        rgb = np.asarray(Image.fromarray(rgb).resize((512, 512), Image.BICUBIC))
+    rgb = prompt_at_512(_check_rgb(rgb_u8, "the prompt image"))
     x = F.interpolate(_to_unit_tensor(rgb), size=(224, 224), mode="bicubic", align_corners=False, antialias=False)
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     return (x - mean) / std
+
+
+def prompt_at_512(rgb: np.ndarray) -> np.ndarray:
+    """A uint8 RGB prompt as the official code first sees it: PIL bicubic to 512² (unchanged at 512²)."""
+    if rgb.shape[:2] == (512, 512):
+        return rgb
+    from PIL import Image                                # only here: GPU machines may lack Pillow (prompts at 512²)
+    return np.asarray(Image.fromarray(rgb).resize((512, 512), Image.BICUBIC))
 
 
 def tensor_to_image(img: torch.Tensor) -> np.ndarray:

@@ -169,7 +169,7 @@ def adapt(base: ThreeDPE, samples: list[Sample], reference: np.ndarray, config: 
             "final_loss": history[-1]["loss"] if history else float("nan"),
             "teacher": "base weights on the target as its own prompt" if teacher is base else teacher.source,
             "is_random": base.is_random}
-    adapter = student.adapter(reference, {k: str(v) for k, v in info.items()})
+    adapter = student.adapter(reference, info)                    # `Adapter.save` writes the values as text
     return AdaptResult(student, adapter, history, setup)
 
 

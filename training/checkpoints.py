@@ -15,9 +15,8 @@ import torch
 
 from pipeline.errors import UserError
 from threedpe import checkpoint as ckpt
-from threedpe.encoder import unused_resnet_keys
 from threedpe.fill_rule import fill_by_rule
-from threedpe.model import ThreeDPE
+from threedpe.model import ThreeDPE, unused_encoder_keys
 
 
 @dataclass
@@ -32,7 +31,7 @@ def load_base(weights: str | None, random_seed: int | None, device: str | torch.
               trust_pickle: bool = False) -> Base:
     """A 3dpe.pt, Live3D-LT checkpoint (the official trainer's start: its prompt encoder is untrained) or
     our own save; or random weights (tests only) when `random_seed` is given."""
-    shapes = {f"encoder.{k}": v for k, v in unused_resnet_keys().items()}
+    shapes = unused_encoder_keys()
     if random_seed is not None:
         return Base(ThreeDPE.random(random_seed, device), fill_by_rule("encoder_state_dict", shapes, random_seed))
     path = ckpt.resolve_weights(weights)
@@ -40,10 +39,7 @@ def load_base(weights: str | None, random_seed: int | None, device: str | torch.
     unused = {k: contents.encoder[k].float() for k in shapes if k in contents.encoder}
     if len(unused) != len(shapes):                       # our saves drop them: they are never executed
         unused = {k: torch.zeros(s) for k, s in shapes.items()}
-    model = ThreeDPE.from_state_dicts(contents.encoder, contents.renderer, kind=contents.kind,
-                                      is_random=bool(contents.meta.get("is_random", False)),
-                                      prompt_trained=contents.prompt_trained, source=str(path))
-    return Base(model.to(device), unused)
+    return Base(ThreeDPE.from_contents(contents, str(path)).to(device), unused)
 
 
 def checkpoint_dict(model: ThreeDPE, unused: dict[str, torch.Tensor], step: int, optimizer: torch.optim.Optimizer,

@@ -197,6 +197,7 @@ def prompt_batch(images: list[np.ndarray]) -> torch.Tensor:
 
 
 def resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Square images [B,3,S,S] → [B,3,size,size] (bilinear, antialiased; unchanged at that size)."""
     if x.shape[-1] == size:
         return x
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
@@ -228,9 +229,9 @@ class TripletDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         sample = self.aligner(self.files[index])
-        prompt = sample.prompt if sample.prompt is not None else sample.target
+        target_prompt = prompt_to_tensor(sample.target)[0]                # the teacher's prompt
         return {"image": image_batch([sample.input], self.resolution)[0],
                 "target": image_to_tensor(sample.target)[0],
-                "prompt": prompt_to_tensor(prompt)[0],
-                "target_prompt": prompt_to_tensor(sample.target)[0],      # the teacher's prompt
+                "prompt": target_prompt if sample.prompt is None else prompt_to_tensor(sample.prompt)[0],
+                "target_prompt": target_prompt,
                 "camera": torch.from_numpy(sample.camera)}

@@ -17,11 +17,11 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from threedpe.camera import DEFAULT_FOV_DEG, eural_to_camera_label
 from threedpe.renderer import RenderOptions
+from training.data import resize
 
 YAW_RANGE, PITCH_RANGE = math.radians(49.0), math.radians(26.0)
 FOV_RANGE, PRINCIPAL_RANGE = 2.4, 0.1
@@ -46,12 +46,6 @@ def random_cameras(n: int, generator: torch.Generator | None = None) -> torch.Te
 def _images(out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The images a render gives: the 512² one when superresolved, and always the raw neural render."""
     return {k: out[k] for k in ("image", "image_raw") if k in out}
-
-
-def _resized(x: torch.Tensor, side: int) -> torch.Tensor:
-    if x.shape[-1] == side and x.shape[-2] == side:
-        return x
-    return F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
 
 
 class Objective:
@@ -81,7 +75,7 @@ class Objective:
         if self.render.superresolution:
             sides["image"] = targets.shape[-1]
         with torch.no_grad():
-            return {k: self.perceptual.features(_resized(targets, side)) for k, side in sides.items()}
+            return {k: self.perceptual.features(resize(targets, side)) for k, side in sides.items()}
 
     def __call__(self, planes: torch.Tensor, teacher_planes: torch.Tensor, cameras: torch.Tensor,
                  targets: torch.Tensor, target_features: dict[str, list[torch.Tensor]] | None = None,
@@ -91,7 +85,7 @@ class Objective:
         device = planes.device
         teacher_planes = teacher_planes.detach()                # the teacher is frozen: nothing flows back
         out = self.renderer(planes, cameras.to(device), self.render)
-        l2d = sum(self.image_loss(img, _resized(targets.to(device), img.shape[-1]),
+        l2d = sum(self.image_loss(img, resize(targets.to(device), img.shape[-1]),
                                   target_features.get(k) if target_features else None)
                   for k, img in _images(out).items())
         l3d = self.weights.triplane * (planes.float() - teacher_planes.float()).abs().flatten(1).mean(1)

@@ -23,6 +23,15 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, help="samples per step")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--face-model", help="face_landmarker.task (default: $LIVE3DPE_FACE_MODEL, cache, download)")
+    loss = add_size_arguments(parser)
+    loss.add_argument("--perceptual-weights", metavar="PATH",
+                      help="torchvision AlexNet weights (alexnet-owt-*.pth): use LPIPS-alex instead of MAE features")
+    loss.add_argument("--lpips-heads", metavar="PATH", help="LPIPS v0.1 alex.pth linear heads (with --perceptual-weights)")
+
+
+def add_size_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """What a step costs: model size, views and perceptual layers (also `benchmarks.adapt`'s); returns the
+    losses group."""
     size = parser.add_argument_group("model size (defaults: the official 512² crops, 128² rays, 48+48 samples, SR)")
     size.add_argument("--resolution", type=int, default=CROP_SIZE, help="encoder input side (multiple of 32, 64..512)")
     size.add_argument("--neural-resolution", type=int, default=128, help="rays per side of the volume render")
@@ -33,9 +42,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     loss.add_argument("--views", type=int, default=1, help="random cameras per sample for L3D (default 1)")
     loss.add_argument("--perceptual-layers", default=",".join(map(str, MAE_LAYERS)),
                       help="MAE blocks (0-11) whose features the default perceptual distance compares")
-    loss.add_argument("--perceptual-weights", metavar="PATH",
-                      help="torchvision AlexNet weights (alexnet-owt-*.pth): use LPIPS-alex instead of MAE features")
-    loss.add_argument("--lpips-heads", metavar="PATH", help="LPIPS v0.1 alex.pth linear heads (with --perceptual-weights)")
+    return loss
 
 
 def render_options(args: argparse.Namespace) -> RenderOptions:

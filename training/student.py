@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,13 +46,21 @@ class Student:
     lora: dict[str, LoRALinear] = field(default_factory=dict)       # E_p weight key → its LoRA layer
     lora_rank: int | None = None
 
-    def adapter(self, prompt: np.ndarray, meta: dict[str, str]) -> Adapter:
+    def adapter(self, prompt: np.ndarray, meta: dict[str, Any]) -> Adapter:
         """The tuned tensors as an adapter for `self.base` (the style reference `prompt` goes with it)."""
         tensors = {k: p.detach().clone() for k, p in self.trainable.items() if not k.endswith((".lora_A", ".lora_B"))}
         lora = {k: (m.lora_A.detach().clone(), m.lora_B.detach().clone()) for k, m in self.lora.items()}
         scale = next(iter(self.lora.values())).scale if self.lora else 1.0
         meta = {**meta, "base_source": self.base.source, **({"lora_rank": self.lora_rank} if self.lora else {})}
         return Adapter(tensors, lora, scale, prompt, weights_fingerprint(self.base), meta)
+
+
+def trainable_copy(base: ThreeDPE, keys: list[str]) -> tuple[ThreeDPE, dict[str, nn.Parameter]]:
+    """`base` with the encoder tensors `keys` copied and trainable; every other tensor shared (and frozen)."""
+    state = base.encoder.state_dict()
+    model = base.with_tensors({k: state[k].clone() for k in keys})
+    params = dict(model.encoder.named_parameters())
+    return model, {k: params[k].requires_grad_(True) for k in keys}
 
 
 def make_student(base: ThreeDPE, lora_rank: int | None = None, lora_alpha: float | None = None,
@@ -64,9 +73,7 @@ def make_student(base: ThreeDPE, lora_rank: int | None = None, lora_alpha: float
         if lora_rank < 1:
             raise ValueError("the LoRA rank must be at least 1")
         keys = [k for k in keys if not k.startswith(PROMPT_ENCODER)]
-    model = base.with_tensors({k: state[k].clone() for k in keys})
-    params = dict(model.encoder.named_parameters())
-    trainable = {k: params[k] for k in keys}
+    model, trainable = trainable_copy(base, keys)
     student = Student(model, base, trainable, lora_rank=lora_rank)
     if lora_rank is not None:
         with torch.random.fork_rng(devices=[]):

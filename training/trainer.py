@@ -12,7 +12,6 @@ reproduces that for comparison. Ranks compare parameter digests at every checkpo
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -26,7 +25,7 @@ from tqdm import tqdm
 
 from pipeline.errors import UserError
 from pipeline.packets import CROP_SIZE
-from threedpe.adapter import weights_fingerprint
+from threedpe.adapter import tensors_digest, weights_fingerprint
 from threedpe.model import ThreeDPE
 from threedpe.renderer import RenderOptions
 from training.checkpoints import Base, checkpoint_dict, read_resume, save_atomic
@@ -34,6 +33,7 @@ from training.data import resize
 from training.losses import LossWeights, Objective
 from training.perceptual import MAE_LAYERS, build_perceptual
 from training.plot import write_loss_plot
+from training.student import trainable_copy
 
 TRAINABLE = ("Final_encoder.", "Ref_encoder.")
 
@@ -99,25 +99,18 @@ def init_distributed(device: str) -> tuple[int, int, torch.device]:
     return rank, world, torch.device(f"cuda:{local}" if on_cuda and world > 1 else device)
 
 
-def replicas_in_sync(params) -> bool:
+def replicas_in_sync(params: dict[str, torch.Tensor]) -> bool:
     """Whether every rank holds bit-identical trainable parameters (digests compared across ranks)."""
     if not dist.is_initialized() or dist.get_world_size() == 1:
         return True
-    digest = hashlib.sha256()
-    for p in params:
-        digest.update(p.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
     gathered: list[str | None] = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, digest.hexdigest())
+    dist.all_gather_object(gathered, tensors_digest(params.items()))
     return len(set(gathered)) == 1
 
 
 def make_trainee(model: ThreeDPE) -> tuple[ThreeDPE, dict[str, nn.Parameter]]:
     """The base with E_t and Ref_encoder copied and trainable; all else shared and frozen."""
-    state = model.encoder.state_dict()
-    keys = [k for k in state if k.startswith(TRAINABLE)]
-    student = model.with_tensors({k: state[k].clone() for k in keys})
-    params = dict(student.encoder.named_parameters())
-    trainable = {k: params[k].requires_grad_(True) for k in keys}
+    student, trainable = trainable_copy(model, [k for k in model.encoder.state_dict() if k.startswith(TRAINABLE)])
     student.encoder.train()             # as the official trainer: the (frozen) ASPP dropout is active
     return student, trainable
 
@@ -192,7 +185,7 @@ def train(config: TrainConfig, base: Base, dataset: torch.utils.data.Dataset, ou
             record = {"step": step, "loss": float(loss.detach()), "l2d": float(l2d.detach()),
                       "l3d": float(l3d.detach()), "seconds": round(time.perf_counter() - start, 3)}
             if step % config.checkpoint_every == 0 or step == config.steps:
-                in_sync = replicas_in_sync(trainable.values())
+                in_sync = replicas_in_sync(trainable)
                 record["ranks_in_sync"] = in_sync
                 if rank == 0:
                     path = save_atomic(checkpoint_dict(student, base.unused, step, optimizer, opts),

@@ -441,8 +441,8 @@ def setting_label(style: str) -> str:
     """How an `EditSettings.style` is named to the page: never a path on the server."""
     if style.startswith(IMAGE_STYLE):
         return f"image {Path(style[len(IMAGE_STYLE):]).name}"
-    if adapter_path_in(style) is not None:
-        return f"adapter {adapter_path_in(style).stem}"
+    if (adapter := adapter_path_in(style)) is not None:
+        return f"adapter {adapter.stem}"
     return style[len(TEXT_STYLE):] if style.startswith(TEXT_STYLE) else style
 
 

@@ -144,8 +144,8 @@ class ThreeDPEEngine:
     def prepare(self, prompt: str | np.ndarray | None) -> Style:
         if prompt is None or (isinstance(prompt, str) and prompt.strip().lower() in ("", "none")):
             return Style("none", "none", "none (the face itself as the prompt)")
-        if isinstance(prompt, str) and adapter_path_in(prompt) is not None:
-            return self._prepare_adapter(adapter_path_in(prompt))
+        if isinstance(prompt, str) and (adapter := adapter_path_in(prompt)) is not None:
+            return self._prepare_adapter(adapter)
         if isinstance(prompt, str):
             path = image_path_in(prompt) or Path(prompt.strip())   # any readable file, whatever its suffix
             if not path.is_file():

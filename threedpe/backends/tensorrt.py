@@ -37,10 +37,10 @@ class TensorRTNetwork(ExportedNetwork):
     def __init__(self, folder: str | Path, device: str | torch.device = "cuda", precision: str = "fp16",
                  max_batch: int = 8, opt_batch: int = 1, workspace_gib: float = 4.0):
         trt = import_tensorrt()
-        self._device = torch.device(device)
-        if self._device.type != "cuda" or not torch.cuda.is_available():
+        device = torch.device(device)
+        if device.type != "cuda" or not torch.cuda.is_available():
             raise UserError("--backend tensorrt runs on a CUDA GPU only; none is visible to torch here")
-        super().__init__(folder, self._device)
+        super().__init__(folder, device)
         self.precision = precision
         self._trt = trt
         self._logger = trt.Logger(trt.Logger.WARNING)

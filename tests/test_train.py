@@ -78,3 +78,11 @@ def test_resume_from_other_base_weights_is_refused(triplets, tmp_path, capsys):
     assert cli_main(["train", "--data", str(triplets), "--out", str(tmp_path / "out"), "--steps", "4",
                      "--resume", str(tmp_path / "other.pt"), *REDUCED]) == 2
     assert "trained from other base weights (elsewhere.pt)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--resume", "--mae-weights", "--teacher"])
+def test_a_missing_file_for_a_training_flag_is_named_by_that_flag(triplets, tmp_path, capsys, flag):
+    assert cli_main(["train", "--data", str(triplets), "--out", str(tmp_path / "out"), "--steps", "1",
+                     flag, str(tmp_path / "missing.pt"), *REDUCED]) == 2
+    err = capsys.readouterr().err
+    assert f"{flag}: no such file" in err and "3DPE weights not found" not in err and "Traceback" not in err

@@ -67,7 +67,7 @@ def save_atomic(obj: dict, path: str | os.PathLike) -> Path:
 def read_resume(path: str | os.PathLike, trainable: dict[str, torch.nn.Parameter], base_fingerprint: str) -> dict:
     """Load a trainer checkpoint's trainable tensors into `trainable` (in place); returns the checkpoint
     (for its step and optimizer state). Refused when it was made from other base weights."""
-    path = Path(path)
+    path = _existing(path, "--resume")
     obj = ckpt.read_checkpoint(path)
     opts = obj.get("opts") if isinstance(obj.get("opts"), dict) else {}
     if "encoder_optimizer" not in obj or not isinstance(obj.get("step"), int):
@@ -91,7 +91,7 @@ def load_mae_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     from threedpe.adapter import PROMPT_ENCODER
     from threedpe.encoder import MAEEncoder
 
-    path = Path(path)
+    path = _existing(path, "--mae-weights")
     obj = ckpt.read_checkpoint(path)
     state = obj.get("model", obj)
     with torch.device("meta"):
@@ -103,3 +103,11 @@ def load_mae_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             raise UserError(f"--mae-weights: {path} is not MAE ViT-B/16 encoder weights (no '{key}' of shape {list(shape)})")
         out[PROMPT_ENCODER + key] = value.float()
     return out
+
+
+def _existing(path: str | os.PathLike, flag: str) -> Path:
+    """`path`, or a UserError naming the flag (read_checkpoint's own message is about the 3DPE weights)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise UserError(f"{flag}: no such file: {path}")
+    return path

@@ -66,6 +66,11 @@ def load_teacher(args: argparse.Namespace, device):
     """The --teacher model (a Live3D-LT checkpoint runs without a prompt), or None for the base weights."""
     if not args.teacher:
         return None
+    from pathlib import Path
+
     from threedpe.model import ThreeDPE
+
+    if not Path(args.teacher).expanduser().is_file():
+        raise UserError(f"--teacher: no such file: {args.teacher}")
 
     return ThreeDPE.load(args.teacher, device=device, trust_pickle=args.trust_pickle, allow_untrained_prompt=True)
